@@ -1,0 +1,121 @@
+"""Mammogram data: records, readers (phantom, MIAS, CBIS-DDSM), split, augmentation, tf.data.
+
+Example:
+    >>> from mammoseg import data
+    >>> records = data.load_records("phantom")  # doctest: +SKIP
+    >>> train, val, test = data.split_by_patient(records)  # doctest: +SKIP
+    >>> ds = data.make_dataset(train, size=256, batch_size=8)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable
+
+from mammoseg.data.errors import MammosegDataError
+from mammoseg.data.records import (
+    LESION_KINDS,
+    Lesion,
+    Record,
+    load_image,
+    load_instance_masks,
+    load_mask,
+    parse_size,
+    resize_image,
+    resize_mask,
+)
+
+
+def _load_phantom(root=None, **options):
+    from mammoseg.data import phantom
+
+    return phantom.load_phantom_records(root, **options)
+
+
+def _load_mias(root=None, **options):
+    from mammoseg.data import mias
+
+    if root is None:
+        raise ValueError("load_records('mias') needs `root`, the folder holding Info.txt")
+    return mias.read_mias(root, **options)
+
+
+def _load_cbis(root=None, **options):
+    from mammoseg.data import cbis_ddsm
+
+    if root is None:
+        raise ValueError("load_records('cbis-ddsm') needs `root`, the CBIS-DDSM download folder")
+    return cbis_ddsm.load_cbis_records(root, **options)
+
+
+_LOADERS: dict[str, Callable[..., list[Record]]] = {
+    "phantom": _load_phantom,
+    "mias": _load_mias,
+    "cbis-ddsm": _load_cbis,
+}
+
+
+def load_records(name: str, root: str | os.PathLike | None = None, **options) -> list[Record]:
+    """Load a dataset as a list of `Record`s.
+
+    Args:
+        name: "phantom" (built-in, generated once into a cache folder), "mias" or "cbis-ddsm".
+        root: the dataset folder ("phantom": optional, defaults to the cache folder).
+        **options: passed to the reader, e.g. ``missing="skip"`` for MIAS or ``n_images=`` for
+            the phantom.
+
+    Returns:
+        The records, sorted by image id.
+
+    Raises:
+        ValueError: unknown ``name`` (the message lists the valid ones and the closest).
+        MammosegDataError: a file is missing or malformed.
+
+    Example:
+        >>> records = load_records("mias", "../shared/data/mias-dev")  # doctest: +SKIP
+        >>> len(records)
+        110
+    """
+    if name not in _LOADERS:
+        close = difflib.get_close_matches(str(name), list(_LOADERS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown dataset {name!r}; valid names: {sorted(_LOADERS)}{hint}")
+    return _LOADERS[name](root, **options)
+
+
+def __getattr__(attribute: str):
+    # Heavier modules (TensorFlow, scikit-learn) load on first use, so `import mammoseg.data`
+    # stays fast for the readers.
+    lazy = {
+        "split_by_patient": "mammoseg.data.split",
+        "oversample": "mammoseg.data.oversample",
+        "authors_large_tumour_subset": "mammoseg.data.oversample",
+        "RotationAugment": "mammoseg.data.augment",
+        "make_dataset": "mammoseg.data.pipeline",
+    }
+    if attribute in lazy:
+        import importlib
+
+        return getattr(importlib.import_module(lazy[attribute]), attribute)
+    raise AttributeError(f"module 'mammoseg.data' has no attribute {attribute!r}")
+
+
+__all__ = [
+    "LESION_KINDS",
+    "Lesion",
+    "MammosegDataError",
+    "Record",
+    "authors_large_tumour_subset",
+    "load_image",
+    "load_instance_masks",
+    "load_mask",
+    "load_records",
+    "make_dataset",
+    "oversample",
+    "parse_size",
+    "resize_image",
+    "resize_mask",
+    "split_by_patient",
+    "RotationAugment",
+]

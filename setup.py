@@ -1,0 +1,35 @@
+"""Install mammoseg: `pip install -e .` (add `[test]` for the test tools)."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+
+def _requirements() -> list[str]:
+    lines = (HERE / "requirements.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+setup(
+    name="mammoseg",
+    version="0.1.0",
+    description=(
+        "Breast-tumour segmentation on mammograms in Keras 3: a runnable reproduction of "
+        "Aung, Valdivia and Weerawardhena (2018) and what goes beyond it."
+    ),
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["mammoseg", "mammoseg.*"]),
+    install_requires=_requirements(),
+    extras_require={"test": ["pytest>=7.4", "ruff>=0.5"]},
+    entry_points={"console_scripts": ["mammoseg=mammoseg.cli:main"]},
+    license="MIT",
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Medical Science Apps.",
+        "Topic :: Scientific/Engineering :: Image Recognition",
+    ],
+)
