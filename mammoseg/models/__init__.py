@@ -1,0 +1,125 @@
+"""One Keras 3 builder per architecture of the paper (section IV), behind a small registry.
+
+Every builder is importable by itself (``from mammoseg.models.unet import build_unet``) and through
+`build_model`, which resolves a name once:
+
+    >>> from mammoseg import models
+    >>> models.list_models()  # doctest: +SKIP
+    ['feedforward_regressor', 'logistic_regression', 'mask_rcnn', 'shallow_cnn', 'unet', ...]
+    >>> unet = models.build_model("unet", input_shape=(64, 64, 1), base_filters=8)  # doctest: +SKIP
+
+Builder modules are imported on first use, so ``import mammoseg.models`` is cheap and does not
+fail when an optional builder (Mask R-CNN) is absent.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
+# name -> builder, or "module:function" resolved on first use.
+_REGISTRY: dict[str, Callable[..., keras.Model] | str] = {
+    "logistic_regression": "mammoseg.models.logistic:build_pixel_logistic_regression",
+    "feedforward_regressor": "mammoseg.models.feedforward:build_feedforward_regressor",
+    "shallow_cnn": "mammoseg.models.shallow_cnn:build_shallow_cnn",
+    "unet": "mammoseg.models.unet:build_unet",
+    "yaroslav_net": "mammoseg.models.yaroslav:build_yaroslav_net",
+    "yaroslav_segmenter": "mammoseg.models.yaroslav:build_yaroslav_segmenter",
+    "mask_rcnn": "mammoseg.models.mask_rcnn:build_mask_rcnn",
+}
+
+
+def register_model(
+    name: str, builder: Callable[..., keras.Model] | str, *, overwrite=False
+) -> None:
+    """Add a builder to the registry.
+
+    Args:
+        name: the registry name (snake_case).
+        builder: a callable returning a `keras.Model`, or ``"package.module:function"``, imported
+            on first use.
+        overwrite: replace an existing entry instead of raising.
+
+    Raises:
+        ValueError: ``name`` is already registered and ``overwrite`` is False.
+        TypeError: ``builder`` is neither callable nor a ``"module:function"`` string.
+
+    Example:
+        >>> register_model("tiny_unet", lambda **kw: build_model("unet", base_filters=8, **kw))
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"`name` must be a non-empty string, received {name!r}")
+    if not (callable(builder) or (isinstance(builder, str) and ":" in builder)):
+        raise TypeError(
+            f"`builder` must be callable or a 'module:function' string, received {builder!r}"
+        )
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"model {name!r} is already registered; pass overwrite=True to replace it")
+    _REGISTRY[name] = builder
+
+
+def list_models() -> list[str]:
+    """Return the registered model names, sorted.
+
+    Example:
+        >>> "unet" in list_models()
+        True
+    """
+    return sorted(_REGISTRY)
+
+
+def get_builder(name: str) -> Callable[..., keras.Model]:
+    """Return the builder registered under ``name``, importing its module if needed.
+
+    Args:
+        name: a registered name, see `list_models`.
+
+    Returns:
+        The builder function.
+
+    Raises:
+        ValueError: unknown name; the message lists the valid names and the closest match.
+        ImportError: the builder's module cannot be imported (e.g. not written yet).
+
+    Example:
+        >>> get_builder("unet").__name__
+        'build_unet'
+    """
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown model {name!r}{hint} Valid names: {list_models()}")
+    entry = _REGISTRY[name]
+    if isinstance(entry, str):
+        module_name, function_name = entry.split(":")
+        entry = getattr(importlib.import_module(module_name), function_name)
+        _REGISTRY[name] = entry
+    return entry
+
+
+def build_model(name: str, **kwargs: Any) -> keras.Model:
+    """Build a registered architecture by name.
+
+    Args:
+        name: one of `list_models()`: "logistic_regression" (IV.A), "feedforward_regressor"
+            (IV.B / V.A), "shallow_cnn" (IV.C), "unet" (IV.D), "yaroslav_net" and
+            "yaroslav_segmenter" (IV.E), "mask_rcnn" (IV.F).
+        **kwargs: the builder's keyword arguments.
+
+    Returns:
+        The (uncompiled) Keras model.
+
+    Raises:
+        ValueError: unknown name (with the closest match) or an invalid argument.
+
+    Example:
+        >>> model = build_model("unet", input_shape=(64, 64, 1), base_filters=8)  # doctest: +SKIP
+    """
+    return get_builder(name)(**kwargs)
+
+
+__all__ = ["build_model", "get_builder", "list_models", "register_model"]
