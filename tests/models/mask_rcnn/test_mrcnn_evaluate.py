@@ -1,0 +1,125 @@
+import numpy as np
+import pytest
+
+from mammoseg.models.mask_rcnn import evaluate
+
+
+def _rect(shape, rows, cols):
+    m = np.zeros((*shape, 1), bool)
+    m[rows[0] : rows[1], cols[0] : cols[1], 0] = True
+    return m
+
+
+# Truth: rows 0-10, columns 0-8. Prediction shifted 2 columns: 60 shared pixels of 100: IoU 0.6.
+TRUTH = _rect((10, 12), (0, 10), (0, 8))
+SHIFTED = _rect((10, 12), (0, 10), (2, 10))
+
+
+def _gt(mask):
+    return {"masks": mask, "class_ids": np.ones(mask.shape[-1], np.int32)}
+
+
+def _pred(mask, scores):
+    return {
+        "masks": mask,
+        "class_ids": np.ones(mask.shape[-1], np.int32),
+        "scores": np.asarray(scores, np.float32),
+    }
+
+
+def test_perfect_detection_gives_ap_one():
+    ap, precisions, recalls, overlaps = evaluate.compute_ap(
+        None, [1], TRUTH, None, [1], [0.9], TRUTH, iou_threshold=0.5
+    )
+    assert ap == 1.0 and precisions.tolist() == [1.0] and recalls.tolist() == [1.0]
+    assert evaluate.compute_ap_range(None, [1], TRUTH, None, [1], [0.9], TRUTH) == 1.0
+
+
+def test_iou_06_counts_at_thresholds_up_to_06_only():
+    assert evaluate.compute_overlaps_masks(SHIFTED, TRUTH)[0, 0] == pytest.approx(0.6)
+    aps = {
+        t: evaluate.compute_ap(None, [1], TRUTH, None, [1], [0.9], SHIFTED, t)[0]
+        for t in evaluate.IOU_RANGE
+    }
+    assert [t for t, ap in aps.items() if ap == 1.0] == [0.5, 0.55, 0.6]
+    assert all(ap == 0.0 for t, ap in aps.items() if t > 0.6)
+    assert evaluate.compute_ap_range(None, [1], TRUTH, None, [1], [0.9], SHIFTED) == pytest.approx(
+        0.3
+    )
+
+
+def test_false_positive_first_halves_precision():
+    # two predictions: a miss scored higher than the hit -> precision 1/2 at recall 1
+    miss = _rect((10, 12), (0, 2), (10, 12))
+    preds = np.concatenate([TRUTH, miss], axis=-1)
+    ap, precisions, recalls, _ = evaluate.compute_ap(
+        None, [1], TRUTH, None, [1, 1], [0.5, 0.9], preds
+    )
+    assert precisions.tolist() == [0.0, 0.5] and recalls.tolist() == [0.0, 1.0]
+    assert ap == 0.5
+
+
+def test_wrong_class_is_not_a_match():
+    ap = evaluate.compute_ap(None, [1], TRUTH, None, [2], [0.9], TRUTH)[0]
+    assert ap == 0.0
+
+
+def test_image_without_truth_is_nan_and_left_out_of_mean():
+    empty = np.zeros((10, 12, 0), bool)
+    ap = evaluate.compute_ap(None, np.zeros(0), empty, None, [1], [0.9], TRUTH)[0]
+    assert np.isnan(ap)
+    result = evaluate.matterport_map(
+        [_gt(TRUTH), _gt(empty)], [_pred(SHIFTED, [0.9]), _pred(TRUTH, [0.9])]
+    )
+    assert result["map"] == pytest.approx(0.3)
+    assert result["n_without_truth"] == 1 and result["n_images"] == 2
+
+
+def test_no_prediction_gives_zero():
+    empty = np.zeros((10, 12, 0), bool)
+    assert evaluate.compute_ap(None, [1], TRUTH, None, np.zeros(0), np.zeros(0), empty)[0] == 0.0
+
+
+def test_length_mismatch_error():
+    with pytest.raises(ValueError, match="same length, received 1 and 0"):
+        evaluate.matterport_map([_gt(TRUTH)], [])
+
+
+def test_coco_and_matterport_on_same_fixture():
+    # image A: perfect detection scored 0.8; image B: IoU-0.6 detection scored 0.95.
+    gts = [_gt(TRUTH), _gt(TRUTH)]
+    preds = [_pred(TRUTH, [0.8]), _pred(SHIFTED, [0.95])]
+    # matterport: per-image mean of AP ranges = (1.0 + 0.3) / 2
+    assert evaluate.matterport_map(gts, preds)["map"] == pytest.approx(0.65)
+    # COCO pools the detections: at IoU <= 0.6 both hit (AP 1); above, the best-scored one is
+    # a false positive, so precision is 1/2 up to recall 1/2 (51 of 101 recall points).
+    expected = (3 * 1.0 + 7 * 0.5 * 51 / 101) / 10
+    segm = evaluate.coco_evaluate(gts, preds, "segm")
+    assert segm["AP"] == pytest.approx(expected, abs=1e-6)
+    assert segm["AP50"] == pytest.approx(1.0)
+    bbox = evaluate.coco_evaluate(gts, preds, "bbox")
+    assert bbox["AP50"] == pytest.approx(1.0)
+
+
+def test_coco_unknown_iou_type():
+    with pytest.raises(ValueError, match="`iou_type` must be 'segm' or 'bbox', received 'mask'"):
+        evaluate.coco_evaluate([], [], "mask")
+
+
+def test_froc_hand_values():
+    miss = _rect((10, 12), (0, 2), (10, 12))
+    gts = [_gt(TRUTH), _gt(TRUTH)]
+    preds = [_pred(np.concatenate([TRUTH, miss], -1), [0.9, 0.8]), _pred(miss, [0.7])]
+    result = evaluate.froc(gts, preds)
+    # sorted scores 0.9 (hit), 0.8 (fp), 0.7 (fp): sensitivity 0, .5, .5, .5
+    np.testing.assert_allclose(result["sensitivity"], [0, 0.5, 0.5, 0.5])
+    np.testing.assert_allclose(result["fp_per_image"], [0, 0, 0.5, 1.0])
+    assert result["at_rates"][0.25] == 0.5 and result["mean_sensitivity"] == 0.5
+
+
+def test_precision_recall_curve_pooled():
+    gts = [_gt(TRUTH), _gt(TRUTH)]
+    preds = [_pred(TRUTH, [0.8]), _pred(SHIFTED, [0.95])]
+    precision, recall = evaluate.precision_recall_curve(gts, preds, 0.7)
+    np.testing.assert_allclose(precision, [0.0, 0.5])
+    np.testing.assert_allclose(recall, [0.0, 0.5])
