@@ -1,0 +1,238 @@
+"""Reader for the mini-MIAS database (Suckling et al., 1994): `Info.txt` and `mdbNNN.pgm`.
+
+`Info.txt` starts with the MIAS header text, then one line per abnormality (a normal image has
+one NORM line)::
+
+    mdb001 G CIRC B 535 425 197      7 fields: refnum tissue class severity x y radius
+    mdb003 D NORM                    3 fields: a normal mammogram
+    mdb059 F CIRC B                  4 fields: an abnormality without coordinates
+    mdb216 D CALC M *NOTE 3*         6 fields: calcifications spread widely, no coordinates
+
+MIAS counts y from the *bottom* edge, so row = height - y. Odd reference numbers are right
+breasts, even ones left, and each pair (mdb001, mdb002), (mdb003, mdb004), ... is one woman. All
+images are medio-lateral oblique views.
+
+The authors' code (facts.md §1) kept only the last circle of images with several lesions and
+silently dropped lines without coordinates; here every line is kept, circles of one image are
+OR-ed into one mask, and a lesion without coordinates stays in `Record.lesions` with
+``center=None``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+
+from mammoseg.data.errors import MammosegDataError
+from mammoseg.data.pgm import read_pgm_shape
+from mammoseg.data.records import Lesion, Record
+
+CLASS_TO_KIND = {
+    "CIRC": "mass",
+    "SPIC": "mass",
+    "MISC": "mass",
+    "CALC": "calcification",
+    "ARCH": "architectural_distortion",
+    "ASYM": "asymmetry",
+}
+SEVERITY = {"B": "benign", "M": "malignant"}
+TISSUES = ("F", "G", "D")
+_REFNUM = re.compile(r"^mdb(\d{3})$")
+
+
+def patient_of(image_id: str) -> str:
+    """MIAS patient of an image: mdb001 and mdb002 → "mias_p001", mdb003/mdb004 → "mias_p002"."""
+    number = int(_REFNUM.match(image_id).group(1))
+    return f"mias_p{(number + 1) // 2:03d}"
+
+
+def _parse_line(fields: list[str], where: Path, lineno: int, text: str):
+    """One data line → (refnum, tissue, Lesion or None). Raises on anything malformed."""
+
+    def fail(message: str) -> MammosegDataError:
+        return MammosegDataError(f"{message}: {text.strip()!r}", path=where, line=lineno)
+
+    refnum, tissue = fields[0], fields[1]
+    if not _REFNUM.match(refnum):
+        raise fail(f"reference number {refnum!r} is not of the form mdbNNN")
+    if tissue not in TISSUES:
+        raise fail(f"background tissue {tissue!r} is not one of {TISSUES}")
+    klass = fields[2]
+    if klass == "NORM":
+        if len(fields) != 3:
+            raise fail(f"a NORM line has 3 fields, found {len(fields)}")
+        return refnum, tissue, None
+    if klass not in CLASS_TO_KIND:
+        raise fail(f"class {klass!r} is not one of {sorted(CLASS_TO_KIND) + ['NORM']}")
+    if len(fields) == 3:
+        raise fail(f"class {klass} needs a severity (B or M)")
+    severity = fields[3]
+    if severity not in SEVERITY:
+        raise fail(f"severity {severity!r} is not B or M")
+    kind, pathology = CLASS_TO_KIND[klass], SEVERITY[severity]
+    if len(fields) == 4:
+        return refnum, tissue, Lesion(kind, pathology, attributes={"mias_class": klass})
+    if len(fields) == 6 and " ".join(fields[4:]).upper() == "*NOTE 3*":
+        return refnum, tissue, Lesion(kind, pathology, attributes={"mias_class": klass, "note": 3})
+    if len(fields) != 7:
+        raise fail(f"expected 3, 4, 6 or 7 fields, found {len(fields)}")
+    try:
+        x, y, radius = (float(v) for v in fields[4:7])
+    except ValueError as err:
+        raise fail("x, y and radius must be numbers") from err
+    if radius <= 0:
+        raise fail(f"radius must be positive, found {fields[6]}")
+    attributes = {"mias_class": klass, "mias_xy": (x, y)}
+    # row needs the image height; filled in by read_mias once the PGM header is read.
+    return refnum, tissue, Lesion(kind, pathology, center=(y, x), radius=radius, attributes=attributes)
+
+
+def parse_info(info_path: str | os.PathLike) -> OrderedDict[str, tuple[str, list[Lesion], int]]:
+    """Parse a MIAS `Info.txt` → {refnum: (tissue, lesions, first line number)}, in file order.
+
+    Lesion centres here still hold MIAS (y, x) with y from the bottom; `read_mias` converts them
+    to (row, col) once it knows each image's height.
+
+    Raises:
+        MammosegDataError: a malformed data line (file and line named), an image listed with two
+            different tissues, or a file without any data line.
+    """
+    info_path = Path(info_path)
+    try:
+        text = info_path.read_text(encoding="latin-1")
+    except OSError as err:
+        raise MammosegDataError(f"cannot read: {err.strerror}", path=info_path) from err
+    entries: OrderedDict[str, tuple[str, list[Lesion], int]] = OrderedDict()
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        # The header is free text; data lines are the ones that start with a reference number.
+        if not fields or not fields[0].lower().startswith("mdb"):
+            continue
+        if len(fields) < 3:
+            raise MammosegDataError(
+                f"expected 3, 4, 6 or 7 fields, found {len(fields)}: {line.strip()!r}",
+                path=info_path,
+                line=lineno,
+            )
+        refnum, tissue, lesion = _parse_line(fields, info_path, lineno, line)
+        if refnum in entries:
+            known_tissue, lesions, first = entries[refnum]
+            if known_tissue != tissue:
+                raise MammosegDataError(
+                    f"{refnum} has tissue {tissue!r} here but {known_tissue!r} on line {first}",
+                    path=info_path,
+                    line=lineno,
+                )
+        else:
+            entries[refnum] = (tissue, [], lineno)
+        if lesion is not None:
+            entries[refnum][1].append(lesion)
+        elif entries[refnum][1]:
+            raise MammosegDataError(
+                f"{refnum} is listed as NORM but also has abnormalities",
+                path=info_path,
+                line=lineno,
+            )
+    if not entries:
+        raise MammosegDataError("no data lines (mdbNNN ...) found", path=info_path)
+    return entries
+
+
+def read_mias(
+    root: str | os.PathLike,
+    missing: str = "raise",
+    info_name: str = "Info.txt",
+    source: str = "mias",
+) -> list[Record]:
+    """Read a MIAS-layout folder (`Info.txt` + `mdbNNN.pgm`) into `Record`s.
+
+    Works on the full database (322 images, 330 lines) and on any subset of it.
+
+    Args:
+        root: the folder holding `Info.txt` and the PGM files.
+        missing: "raise" (default) when a listed image is not on disk, or "skip" to leave it out
+            with a warning that lists every missing image.
+        info_name: name of the description file.
+        source: value of `Record.source` ("mias", or "phantom" for the built-in data).
+
+    Returns:
+        One record per image, in `Info.txt` order, lesions in line order.
+
+    Raises:
+        MammosegDataError: root or `Info.txt` missing, a malformed line, a listed image missing
+            (unless ``missing="skip"``), a PGM whose header is broken, or a lesion centre outside
+            its image.
+
+    Example:
+        >>> records = read_mias("../shared/data/mias-dev")  # doctest: +SKIP
+        >>> records[0].lesions[0].center, records[0].lesions[0].radius
+        ((599.0, 535.0), 197.0)
+    """
+    if missing not in ("raise", "skip"):
+        raise ValueError(f"`missing` must be 'raise' or 'skip', received {missing!r}")
+    root = Path(root)
+    if not root.is_dir():
+        raise MammosegDataError("dataset folder does not exist", path=root)
+    info_path = root / info_name
+    if not info_path.is_file():
+        raise MammosegDataError(f"no {info_name} in the dataset folder", path=root)
+    entries = parse_info(info_path)
+
+    records, absent = [], []
+    for refnum, (tissue, lesions, lineno) in entries.items():
+        image_path = root / f"{refnum}.pgm"
+        if not image_path.is_file():
+            absent.append((refnum, lineno))
+            continue
+        height, width = read_pgm_shape(image_path)
+        placed = []
+        for lesion in lesions:
+            if lesion.center is not None:
+                y, x = lesion.center
+                if not (0 <= x < width and 0 < y <= height):
+                    raise MammosegDataError(
+                        f"{refnum}: lesion centre x={x:g}, y={y:g} lies outside the "
+                        f"{width}x{height} image",
+                        path=info_path,
+                        line=lineno,
+                    )
+                lesion = Lesion(
+                    lesion.kind,
+                    lesion.pathology,
+                    center=(height - y, x),
+                    radius=lesion.radius,
+                    attributes=lesion.attributes,
+                )
+            placed.append(lesion)
+        number = int(refnum[3:])
+        records.append(
+            Record(
+                image_id=refnum,
+                patient_id=patient_of(refnum),
+                source=source,
+                path=str(image_path),
+                tissue=tissue,
+                laterality="R" if number % 2 else "L",
+                view="MLO",
+                lesions=tuple(placed),
+                shape=(height, width),
+            )
+        )
+    if absent:
+        listing = ", ".join(f"{ref} (line {line})" for ref, line in absent)
+        if missing == "raise":
+            raise MammosegDataError(
+                f"{len(absent)} listed image(s) not on disk: {listing}; "
+                "pass missing='skip' to load the others",
+                path=info_path,
+            )
+        warnings.warn(
+            f"{info_path}: skipped {len(absent)} listed image(s) not on disk: {listing}",
+            stacklevel=2,
+        )
+    if not records:
+        raise MammosegDataError("empty dataset: no listed image is on disk", path=root)
+    return records
