@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import h5py
@@ -174,6 +174,7 @@ def load_weights_by_name(
     exclude: Iterable[str] | str = (),
     skip_mismatch: bool = False,
     source_hint: str | None = None,
+    rename: Mapping[str, str] | None = None,
 ) -> LoadReport:
     """Assign a Keras 2 HDF5 file's weights to the model's layers of the same names.
 
@@ -187,6 +188,9 @@ def load_weights_by_name(
             raising.
         source_hint: where the published file comes from, appended to the file-not-found
             message; defaults to a note on YaroslavNet's file.
+        rename: file layer name -> model layer name, for files whose layers carry Keras 2
+            automatic names (``batch_normalization_3``); the report uses the model's names and
+            ``exclude`` applies to them.
 
     Returns:
         A `LoadReport` naming the loaded, skipped, missing and unused layers.
@@ -222,9 +226,11 @@ def load_weights_by_name(
     assignments: list[tuple[keras.Variable, np.ndarray]] = []
     filled: set[int] = set()
 
-    for layer_name, file_weights in iter_h5_layer_weights(path):
+    rename = dict(rename or {})
+    for file_layer_name, file_weights in iter_h5_layer_weights(path):
         if not file_weights:
             continue
+        layer_name = rename.get(file_layer_name, file_layer_name)
         layer = index.get(layer_name)
         if layer is None:
             report.unused.append(layer_name)
