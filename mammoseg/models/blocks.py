@@ -17,7 +17,7 @@ UPSAMPLING_MODES = ("transpose", "bilinear", "nearest")
 OUTPUT_MODES = ("sigmoid", "logits")
 
 
-# --- argument checks -----------------------------------------------------------------------------
+# --- argument checks ---------------------------------------------------------------------
 
 
 def check_positive_int(name: str, value: Any) -> int:
@@ -131,7 +131,7 @@ def nearest_multiples(size: int, factor: int) -> tuple[int, ...]:
     return tuple(s for s in (below, below + factor) if s > 0)
 
 
-# --- blocks ----------------------------------------------------------------------------------------
+# --- blocks ------------------------------------------------------------------------------------
 
 
 def conv_block(

@@ -1,4 +1,4 @@
-"""Pixel-wise logistic regression (paper section IV.A), as a Keras model and as the authors' baseline.
+"""Pixel-wise logistic regression (paper section IV.A): a Keras model and the authors' baseline.
 
 The paper classifies every pixel as tumour or not with a logistic regression. In the authors'
 code the only feature was the raw pixel intensity and the model was scikit-learn's

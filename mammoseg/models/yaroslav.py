@@ -239,7 +239,8 @@ def load_yaroslav_weights(
         MammosegDataError: a shape mismatch (without ``skip_mismatch``), or not a weights file.
 
     Example:
-        >>> report = load_yaroslav_weights(build_yaroslav_net(), "s10_YaroslavNet.h5")  # doctest: +SKIP
+        >>> model = build_yaroslav_net()
+        >>> report = load_yaroslav_weights(model, "s10_YaroslavNet.h5")  # doctest: +SKIP
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"weights file not found: {path}. {YAROSLAV_SOURCE_HINT}")
