@@ -298,14 +298,22 @@ def sample_rows(path: str | os.PathLike, n_rows: int = 32) -> np.ndarray:
     element = ds.get_item(_PIXEL_DATA)
     allocated = int(ds.get("BitsAllocated", 0))
     native = syntax in (uids.ImplicitVRLittleEndian, uids.ExplicitVRLittleEndian)
-    if native and allocated in (8, 16) and getattr(element, "value_tell", None) is not None:
+    if native and allocated in (8, 16):
         dtype = np.dtype("<u1" if allocated == 8 else "<u2")
         row_bytes = cols * dtype.itemsize
-        if element.length < rows * row_bytes:
+        deferred = getattr(element, "value", None) is None and hasattr(element, "value_tell")
+        if deferred:  # large: read the sampled rows straight from the file
+            available = min(element.length, path.stat().st_size - element.value_tell)
+        else:  # small, or a cut file pydicom read to its end
+            data = element.value
+            available = len(data)
+        if available < rows * row_bytes:
             raise MammosegDataError(
-                f"the pixel data is cut: {element.length} bytes, expected {rows * row_bytes}",
+                f"the pixel data is cut: {available} bytes, expected {rows * row_bytes}",
                 path=path,
             )
+        if not deferred:
+            return np.frombuffer(data, dtype=dtype, count=rows * cols).reshape(rows, cols)[picks]
         out = np.empty((len(picks), cols), dtype=dtype)
         with open(path, "rb") as handle:
             for i, row in enumerate(picks):
