@@ -117,14 +117,30 @@ def make_dataset(
     if len(images) == 0:
         raise MammosegDataError("empty dataset: no images")
 
-    data = tf.data.Dataset.from_tensor_slices((images[..., None], masks[..., None]))
+    # Only indices flow through shuffle and batch; each batch is gathered from the arrays held
+    # in memory. Embedding the arrays as tensors would copy them into the graph (and break
+    # past 2 GB), and shuffling whole images through a buffer would copy every image again.
+    images = np.ascontiguousarray(images, dtype=np.float32)
+    masks = np.ascontiguousarray(masks, dtype=np.uint8)
+    height, width = images.shape[1:3]
+
+    def gather(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        index = np.sort(index) if not shuffle else index
+        return images[index][..., None], masks[index][..., None].astype(np.float32)
+
+    def load(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        image, mask = tf.numpy_function(gather, [index], [tf.float32, tf.float32])
+        image.set_shape([None, height, width, 1])
+        mask.set_shape([None, height, width, 1])
+        return image, mask
+
+    data = tf.data.Dataset.range(len(images))
     if shuffle:
         data = data.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         data = data.repeat()
     data = data.batch(batch_size, drop_remainder=drop_remainder)
-    to_float = lambda x, y: (x, tf.cast(y, tf.float32))  # noqa: E731
-    data = data.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     if augment is not None:
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
         data = tf.data.Dataset.zip((data, seeds)).map(
@@ -132,4 +148,8 @@ def make_dataset(
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
-    return data.prefetch(tf.data.AUTOTUNE)
+    # tf.data runs its functions with intra-op parallelism 1 by default; the image transform
+    # is one big op per batch and scales with cores (about 1.6x faster at 1024² on 2 cores).
+    options = tf.data.Options()
+    options.threading.max_intra_op_parallelism = os.cpu_count() or 1
+    return data.with_options(options).prefetch(tf.data.AUTOTUNE)
