@@ -97,7 +97,8 @@ def tversky_index(
     """Soft Tversky index per image: ``(TP + s) / (TP + α FP + β FN + s)`` (Salehi et al. 2017).
 
     ``alpha`` weighs false positives and ``beta`` false negatives; α = β = 0.5 is the Dice
-    coefficient (with smoothing 2s). TP, FP, FN are sums of ``p y``, ``p (1 - y)``, ``(1 - p) y`` over the image.
+    coefficient (with smoothing 2s). TP, FP, FN are sums of ``p y``, ``p (1 - y)`` and
+    ``(1 - p) y`` over the image.
     An image with empty truth and prediction scores 1 (``smooth`` > 0).
     """
     y_true, y_pred, axes = _prepare(y_true, y_pred)
@@ -191,7 +192,8 @@ class WeightedBinaryCrossentropy(_ImageLoss):
         ValueError: a weight that is not a number > 0.
 
     Example:
-        >>> model.compile("adam", loss=WeightedBinaryCrossentropy(positive_weight=10))  # doctest: +SKIP
+        >>> loss = WeightedBinaryCrossentropy(positive_weight=10)  # the paper's 1:10
+        >>> model.compile("adam", loss=loss)  # doctest: +SKIP
     """
 
     _arguments = ("positive_weight", "negative_weight", "from_logits")
