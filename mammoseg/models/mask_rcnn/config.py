@@ -33,6 +33,8 @@ FIELD_DOCS = {
     "BACKBONE_STRIDES": "stride of each FPN level P2..P6 relative to the image",
     "FPN_CLASSIF_FC_LAYERS_SIZE": "width of the two fully connected layers of the box head",
     "TOP_DOWN_PYRAMID_SIZE": "channels of the FPN feature maps",
+    "RPN_CONV_FILTERS": "(mammoseg) channels of the RPN's shared 3x3 conv; matterport fixes 512",
+    "MASK_HEAD_FILTERS": "(mammoseg) channels of the mask head's convs; matterport fixes 256",
     "NUM_CLASSES": "number of classes including the background",
     "RPN_ANCHOR_SCALES": "anchor side in pixels, one per FPN level",
     "RPN_ANCHOR_RATIOS": "anchor width/height ratios at every position",
@@ -104,6 +106,8 @@ class Config:
     BACKBONE_STRIDES = [4, 8, 16, 32, 64]
     FPN_CLASSIF_FC_LAYERS_SIZE = 1024
     TOP_DOWN_PYRAMID_SIZE = 256
+    RPN_CONV_FILTERS = 512
+    MASK_HEAD_FILTERS = 256
     NUM_CLASSES = 1
     RPN_ANCHOR_SCALES = (32, 64, 128, 256, 512)
     RPN_ANCHOR_RATIOS = [0.5, 1, 2]
