@@ -1,0 +1,222 @@
+"""Metrics against hand-computed cases."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from mammoseg import metrics as M
+from mammoseg.data.records import Lesion
+
+# A: TP 2, FP 2, FN 1, TN 4 | B: both empty (TN 9) | C: lesion missed (FN 1) | D: FP 1 on a normal.
+TRUTH_A = np.array([[1, 1, 0], [0, 1, 0], [0, 0, 0]])
+PRED_A = np.array([[1, 1, 1], [0, 0, 0], [0, 0, 1]])
+ZERO = np.zeros((3, 3), int)
+DOT = np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]])
+PREDS = np.stack([PRED_A, ZERO, ZERO, DOT])
+TRUTHS = np.stack([TRUTH_A, ZERO, DOT, ZERO])
+NAN = float("nan")
+
+
+def test_confusion_counts_hand_computed():
+    c = M.confusion_counts(PREDS, TRUTHS)
+    np.testing.assert_array_equal(c.tp, [2, 0, 0, 0])
+    np.testing.assert_array_equal(c.fp, [2, 0, 0, 1])
+    np.testing.assert_array_equal(c.fn, [1, 0, 1, 0])
+    np.testing.assert_array_equal(c.tn, [4, 9, 8, 8])
+
+
+def test_dice_per_image_pooled_and_mean():
+    np.testing.assert_allclose(M.dice_per_image(PREDS, TRUTHS), [4 / 7, NAN, 0, NAN])
+    np.testing.assert_allclose(
+        M.dice_per_image(PREDS, TRUTHS, ignore_empty=False), [4 / 7, 1, 0, 0]
+    )
+    # pooled: TP 2, FP 3, FN 2 -> 4 / 9
+    assert M.dice_pooled(PREDS, TRUTHS) == pytest.approx(4 / 9)
+    assert M.dice_score(PREDS, TRUTHS, reduction="mean") == pytest.approx(2 / 7)
+    assert math.isnan(M.dice_pooled(ZERO, ZERO))
+
+
+def test_foreground_iou_and_mean_iou_both_classes():
+    np.testing.assert_allclose(
+        M.foreground_iou(PREDS, TRUTHS, reduction="per_image"), [2 / 5, NAN, 0, NAN]
+    )
+    assert M.foreground_iou(PREDS, TRUTHS) == pytest.approx(2 / 7)
+    per_image = M.mean_iou_both_classes(PREDS, TRUTHS, reduction="per_image")
+    np.testing.assert_allclose(per_image, [(2 / 5 + 4 / 7) / 2, 1.0, 4 / 9, 4 / 9])
+    # pooled: tumour IoU 2/7, background IoU 29/34
+    assert M.mean_iou_both_classes(PREDS, TRUTHS) == pytest.approx((2 / 7 + 29 / 34) / 2)
+    # The paper's trap: predicting nothing on a 1%-lesion image scores about 0.5.
+    truth = np.zeros((10, 10), int)
+    truth[0, 0] = 1
+    assert M.mean_iou_both_classes(np.zeros((10, 10)), truth) == pytest.approx(99 / 100 / 2)
+
+
+def test_sensitivity_specificity_and_empty_rate():
+    np.testing.assert_allclose(
+        M.sensitivity(PREDS, TRUTHS, reduction="per_image"), [2 / 3, NAN, 0, NAN]
+    )
+    assert M.sensitivity(PREDS, TRUTHS) == pytest.approx(2 / 4)
+    np.testing.assert_allclose(
+        M.specificity(PREDS, TRUTHS, reduction="per_image"), [4 / 6, 1, 1, 8 / 9]
+    )
+    assert M.specificity(PREDS, TRUTHS) == pytest.approx(29 / 32)
+    assert M.empty_prediction_rate(PREDS, TRUTHS) == 0.5  # of A and C, C is empty
+    assert math.isnan(M.empty_prediction_rate(ZERO, ZERO))
+
+
+def test_probabilities_threshold_and_lists_of_sizes():
+    probs = [PRED_A * 0.6, np.full((2, 4, 1), 0.4)]
+    truths = [TRUTH_A, np.ones((2, 4))]
+    np.testing.assert_allclose(M.dice_per_image(probs, truths), [4 / 7, 0.0])
+    np.testing.assert_allclose(M.dice_per_image(probs, truths, threshold=0.3), [4 / 7, 1.0])
+
+
+def test_overlap_metric_errors():
+    with pytest.raises(ValueError, match="`reduction` must be one of .*received 'sum'"):
+        M.dice_score(PREDS, TRUTHS, reduction="sum")
+    with pytest.raises(ValueError, match="got 4 predictions but 1 truth masks"):
+        M.dice_score(PREDS, TRUTH_A)
+    with pytest.raises(ValueError, match=r"image 0: prediction shape \(3, 3\) != truth \(2, 2\)"):
+        M.dice_score(PRED_A, np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="masks must be .* received shape"):
+        M.dice_score(np.zeros((1, 2, 2, 3)), np.zeros((1, 2, 2, 3)))
+
+
+def test_regions_from_probability():
+    prob = np.zeros((6, 6))
+    prob[0:2, 0:2] = [[0.6, 0.7], [0.55, 0.9]]
+    prob[4, 4] = prob[5, 5] = 0.8  # diagonal neighbours: one region (8-connectivity)
+    regions = M.regions_from_probability(prob, threshold=0.5)
+    assert [r.score for r in regions] == [0.9, 0.8]
+    assert regions[0].area == 4 and regions[0].centroid == (0.5, 0.5)
+    assert regions[1].area == 2 and regions[1].centroid == (4.5, 4.5)
+    assert len(M.regions_from_probability(prob, threshold=0.5, min_area=3)) == 1
+    with pytest.raises(ValueError, match=r"`probability` must be \(H, W\) or \(H, W, 1\)"):
+        M.regions_from_probability(np.zeros((2, 2, 2)))
+
+
+def _detection_case():
+    circle = Lesion("mass", center=(5.0, 5.0), radius=3.0)
+    p1 = np.zeros((20, 20))
+    p1[4:7, 4:7] = 0.9  # centroid (5, 5): inside the circle
+    p1[15, 15] = 0.7  # false positive
+    mask = np.zeros((20, 20), bool)
+    mask[10:12, 10:12] = True
+    p2 = np.zeros((20, 20))
+    p2[11:13, 11:13] = 0.6  # overlaps the mask at (11, 11)
+    p2[0, 0] = 0.8
+    p2[0, 19] = 0.3
+    p3 = np.zeros((20, 20))
+    p3[5, 5] = 0.95  # normal image
+    return [p1, p2, p3], [[circle], mask, None]
+
+
+def test_match_lesions_circle_and_mask():
+    probs, truths = _detection_case()
+    m1 = M.match_lesions(probs[0], truths[0])
+    np.testing.assert_array_equal(m1.hit_scores, [0.9])
+    np.testing.assert_array_equal(m1.false_positive_scores, [0.7])
+    m2 = M.match_lesions(probs[1], truths[1], threshold=0.25)
+    np.testing.assert_array_equal(m2.hit_scores, [0.6])
+    np.testing.assert_array_equal(sorted(m2.false_positive_scores), [0.3, 0.8])
+    m3 = M.match_lesions(probs[2], None)
+    assert m3.hit_scores.size == 0 and list(m3.false_positive_scores) == [0.95]
+
+
+def test_match_lesions_several_regions_on_one_lesion_and_missed():
+    truth = [Lesion("mass", center=(10.0, 10.0), radius=5.0), np.eye(20, dtype=bool) * 0]
+    prob = np.zeros((20, 20))
+    prob[8, 8] = 0.5
+    prob[12, 12] = 0.7
+    m = M.match_lesions(prob, truth)
+    np.testing.assert_array_equal(m.hit_scores, [0.7, NAN])
+    np.testing.assert_array_equal(m.hits, [True, False])
+    assert m.false_positive_scores.size == 0  # the second region is not a false positive
+
+
+def test_froc_hand_computed():
+    probs, truths = _detection_case()
+    # Lesions: 0.9, 0.6. False positives: 0.95, 0.8, 0.7, 0.3 over 3 images.
+    fppi, sens, thresholds = M.froc_curve(probs, truths, threshold=0.25)
+    np.testing.assert_allclose(thresholds, [0.95, 0.9, 0.8, 0.7, 0.6, 0.3])
+    np.testing.assert_allclose(fppi, [1 / 3, 1 / 3, 2 / 3, 1, 1, 4 / 3])
+    np.testing.assert_allclose(sens, [0, 0.5, 0.5, 0.5, 1, 1])
+    got = M.froc(probs, truths, threshold=0.25)
+    assert got == {0.25: 0.0, 0.5: 0.5, 1.0: 1.0, 2.0: 1.0, 4.0: 1.0, 8.0: 1.0}
+    assert M.lesion_sensitivity_at_fppi(probs, truths, fppi=0.5, threshold=0.25) == 0.5
+    # Scored regions work as candidates too.
+    regions = [M.regions_from_probability(p, 0.25) for p in probs]
+    assert M.froc(regions, truths) == got
+
+
+def test_froc_without_lesions_is_nan_and_errors():
+    assert all(math.isnan(v) for v in M.froc([np.zeros((4, 4))], [None]).values())
+    assert M.froc([np.zeros((4, 4))], [[Lesion("mass", center=(1.0, 1.0), radius=1.0)]])[8.0] == 0
+    with pytest.raises(ValueError, match="need one truth per image: 2 candidate lists, 1 truths"):
+        M.froc([np.zeros((4, 4))] * 2, [None])
+    with pytest.raises(ValueError, match="has no center/radius: pass its mask instead"):
+        M.match_lesions(np.zeros((4, 4)), [Lesion("mass")])
+    with pytest.raises(TypeError, match="truth lesions must be Lesion or mask arrays"):
+        M.match_lesions(np.zeros((4, 4)), [(1, 1)])
+
+
+KERAS_EXPECTED = {
+    M.DiceMetric: 4 / 9,
+    M.ForegroundIoU: 2 / 7,
+    M.MeanIoUBothClasses: (2 / 7 + 29 / 34) / 2,
+    M.PixelSensitivity: 0.5,
+    M.PixelSpecificity: 29 / 32,
+    M.EmptyPredictionRate: 0.5,
+}
+
+
+@pytest.mark.parametrize("cls", list(KERAS_EXPECTED), ids=lambda c: c.__name__)
+def test_keras_metrics_match_numpy_in_two_batches(cls):
+    y = TRUTHS[..., None].astype("float32")
+    probs = (PREDS[..., None] * 0.8 + 0.1).astype("float32")
+    metric = cls()
+    metric.update_state(y[:2], probs[:2])
+    metric.update_state(y[2:], probs[2:])
+    assert float(metric.result()) == pytest.approx(KERAS_EXPECTED[cls], rel=1e-6)
+    metric.reset_state()
+    logits = keras.ops.cast((PREDS[..., None] * 2.0 - 1.0) * 3.0, "bfloat16")
+    logit_metric = cls(from_logits=True)
+    logit_metric.update_state(y, logits)
+    assert float(logit_metric.result()) == pytest.approx(KERAS_EXPECTED[cls], rel=1e-6)
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(cls(threshold=0.3, from_logits=True, name="m"))
+    )
+    assert type(restored) is cls
+    assert restored.get_config()["threshold"] == 0.3 and restored.name == "m"
+
+
+def test_mean_iou_both_classes_equals_keras_mean_iou():
+    y, p = TRUTHS[..., None], PREDS[..., None]
+    reference = keras.metrics.MeanIoU(num_classes=2)
+    reference.update_state(y, p)
+    ours = M.MeanIoUBothClasses()
+    ours.update_state(y.astype("float32"), p.astype("float32"))
+    assert float(ours.result()) == pytest.approx(float(reference.result()), rel=1e-6)
+
+
+def test_keras_metric_in_a_compiled_model_with_mixed_precision(tmp_path):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        inputs = keras.Input((4, 4, 1))
+        outputs = keras.layers.Conv2D(1, 1, dtype="float32")(keras.layers.Conv2D(2, 1)(inputs))
+        model = keras.Model(inputs, outputs)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    model.compile("sgd", "mse", metrics=[M.DiceMetric(from_logits=True), M.EmptyPredictionRate()])
+    x = np.ones((2, 4, 4, 1), "float32")
+    result = model.evaluate(x, x, verbose=0, return_dict=True)
+    assert 0.0 <= result["dice"] <= 1.0 and 0.0 <= result["empty_prediction_rate"] <= 1.0
+    model.save(tmp_path / "m.keras")
+    assert keras.saving.load_model(tmp_path / "m.keras") is not None
+
+
+def test_keras_metric_invalid_threshold():
+    with pytest.raises(ValueError, match="`threshold` must be a number, received 'high'"):
+        M.DiceMetric(threshold="high")
