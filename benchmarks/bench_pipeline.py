@@ -70,13 +70,17 @@ def main() -> None:
             rows.append((size, baseline, ours, target, verdict))
 
     print(f"\nmake_dataset with rotation_range=360, batch {args.batch_size}, 2-core CPU")
-    print(f"{'size':>6} | {'NumPy flow (img/s)':>18} | {'make_dataset (img/s)':>20} | "
-          f"{'speed-up':>8} | {'target':>7} | verdict")
+    print(
+        f"{'size':>6} | {'NumPy flow (img/s)':>18} | {'make_dataset (img/s)':>20} | "
+        f"{'speed-up':>8} | {'target':>7} | verdict"
+    )
     print("-" * 80)
     for size, baseline, ours, target, verdict in rows:
         target_text = "-" if target is None else f">= {target:.0f}"
-        print(f"{size:>5}² | {baseline:>18.1f} | {ours:>20.1f} | {ours / baseline:>7.1f}x | "
-              f"{target_text:>7} | {verdict}")
+        print(
+            f"{size:>5}² | {baseline:>18.1f} | {ours:>20.1f} | {ours / baseline:>7.1f}x | "
+            f"{target_text:>7} | {verdict}"
+        )
 
 
 if __name__ == "__main__":

@@ -87,7 +87,11 @@ def _parse_line(fields: list[str], where: Path, lineno: int, text: str):
         raise fail(f"radius must be positive, found {fields[6]}")
     attributes = {"mias_class": klass, "mias_xy": (x, y)}
     # row needs the image height; filled in by read_mias once the PGM header is read.
-    return refnum, tissue, Lesion(kind, pathology, center=(y, x), radius=radius, attributes=attributes)
+    return (
+        refnum,
+        tissue,
+        Lesion(kind, pathology, center=(y, x), radius=radius, attributes=attributes),
+    )
 
 
 def parse_info(info_path: str | os.PathLike) -> OrderedDict[str, tuple[str, list[Lesion], int]]:

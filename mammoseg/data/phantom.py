@@ -152,7 +152,9 @@ def _mass_profile(rng, rows, cols, center, radius, style):
         across = gap * dist  # distance from the spicule's axis
         spicules = np.maximum(
             spicules,
-            np.exp(-((across / max(0.025 * radius, 0.6)) ** 2)) * (dist < reach) * (1 - dist / reach),
+            np.exp(-((across / max(0.025 * radius, 0.6)) ** 2))
+            * (dist < reach)
+            * (1 - dist / reach),
         )
     return np.maximum(core, 0.8 * spicules)
 
@@ -218,7 +220,9 @@ def _place_lesion(rng, image, region, kind, scale, mias_class):
     image[r0:r1, c0:c1] = np.clip(patch + amplitude * profile * in_breast, 0.0, 1.0)
     mask = np.zeros(image.shape, dtype=bool)
     mask[r0:r1, c0:c1] = inside
-    pathology = "malignant" if rng.uniform() < (0.75 if mias_class == "SPIC" else 0.35) else "benign"
+    pathology = (
+        "malignant" if rng.uniform() < (0.75 if mias_class == "SPIC" else 0.35) else "benign"
+    )
     return PhantomLesion(kind, pathology, mias_class, (center[0], center[1]), radius, target, mask)
 
 
@@ -347,7 +351,9 @@ def generate(
 
         return write_cbis_phantom(root, n_images, seed, size)
     if size is None or size < 64:
-        raise ValueError(f"`size` must be at least 64 pixels for the MIAS layout, received {size!r}")
+        raise ValueError(
+            f"`size` must be at least 64 pixels for the MIAS layout, received {size!r}"
+        )
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     lines = []

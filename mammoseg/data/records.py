@@ -156,7 +156,9 @@ def read_pixels(path: str | os.PathLike) -> np.ndarray:
 
     try:
         with Image.open(path) as img:
-            array = np.asarray(img.convert("I;16") if img.mode in ("I", "I;16") else img.convert("L"))
+            array = np.asarray(
+                img.convert("I;16") if img.mode in ("I", "I;16") else img.convert("L")
+            )
     except OSError as err:
         raise MammosegDataError(f"cannot decode image: {err}", path=path) from err
     scale = 65535.0 if array.dtype == np.uint16 else 255.0
@@ -187,9 +189,9 @@ def resize_image(image: np.ndarray, size: Size | None) -> np.ndarray:
     from skimage.transform import resize
 
     anti_alias = height > target[0] or width > target[1]
-    return resize(
-        image, target, order=1, anti_aliasing=anti_alias, preserve_range=True
-    ).astype(np.float32)
+    return resize(image, target, order=1, anti_aliasing=anti_alias, preserve_range=True).astype(
+        np.float32
+    )
 
 
 def resize_mask(mask: np.ndarray, size: Size | None) -> np.ndarray:

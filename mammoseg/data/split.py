@@ -20,10 +20,13 @@ from mammoseg.data.records import Record
 def _validate_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     if len(fractions) != 3 or any(not 0 <= f <= 1 for f in fractions):
         raise ValueError(
-            f"`fractions` must be three numbers in [0, 1] (train, val, test), received {fractions!r}"
+            "`fractions` must be three numbers in [0, 1] (train, val, test), "
+            f"received {fractions!r}"
         )
     if abs(sum(fractions) - 1.0) > 1e-6:
-        raise ValueError(f"`fractions` must sum to 1, received {fractions!r} (sum {sum(fractions)})")
+        raise ValueError(
+            f"`fractions` must sum to 1, received {fractions!r} (sum {sum(fractions)})"
+        )
     return tuple(float(f) for f in fractions)
 
 

@@ -1,0 +1,290 @@
+"""What every experiment script shares: options, scales, data, sub-runs, metrics and the report.
+
+Options (all scripts):
+    --data phantom | mias:PATH | cbis-ddsm:PATH     (default: the built-in phantom data)
+    --quick            seconds: tiny images, one short epoch (used by the tests)
+    --paper-scale      1024², the paper's models and epochs (for a GPU)
+    --output-dir DIR   (default: runs/<script name>)
+    --seed N, --precision auto|fp32|bf16, --strategy default|mirrored|multi-worker, --resume
+
+A run leaves one folder: report.md, metrics.json, figures (PNG), and one sub-folder per trained
+model with history.csv, model.keras and a TensorBoard log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as `python experiments/x.py` from a checkout
+    sys.path.insert(0, str(REPO))
+
+from mammoseg import data as mdata  # noqa: E402
+from mammoseg import training  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Sizes of one run mode. Scripts start from these and override what they need."""
+
+    name: str
+    image_size: int  # side of the square model input
+    phantom_images: int  # built-in images to generate
+    phantom_size: int  # side of the generated phantom images
+    epochs: int
+    batch_size: int
+    base_filters: int  # UNet width
+    depth: int  # UNet depth
+    max_images: int | None  # cap on the images of each split (None: all)
+    eval_images: int  # images used for the half-epoch curves
+
+
+SCALES = {
+    "quick": Scale("quick", 64, 24, 256, 1, 4, 4, 2, 12, 4),
+    "default": Scale("default", 256, 322, 1024, 6, 8, 16, 4, None, 24),
+    "paper": Scale("paper", 1024, 322, 1024, 10, 2, 64, 4, None, 50),
+}
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    """The common command line; a script adds its own options to it."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", default="phantom", help="phantom | mias:PATH | cbis-ddsm:PATH")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="tiny run in seconds (tests)")
+    mode.add_argument("--paper-scale", action="store_true", help="the paper's sizes (GPU)")
+    parser.add_argument("--output-dir", type=Path, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", choices=training.PRECISIONS, default="auto")
+    parser.add_argument("--strategy", choices=training.STRATEGIES, default="default")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    parser.add_argument("--epochs", type=int, default=None, help="override the mode's epochs")
+    parser.add_argument("--stop-after-epoch", type=int, default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def parse_data_option(value: str) -> tuple[str, Path | None]:
+    """ "phantom" → ("phantom", None); "mias:PATH" → ("mias", PATH); else a clear error."""
+    if value == "phantom":
+        return "phantom", None
+    name, sep, path = value.partition(":")
+    if name in ("mias", "cbis-ddsm") and sep and path:
+        return name, Path(path)
+    raise SystemExit(
+        f"--data must be 'phantom', 'mias:PATH' or 'cbis-ddsm:PATH', received {value!r}"
+    )
+
+
+class Run:
+    """One run of an experiment script: its folder, data, sub-runs and report.
+
+    Args:
+        section: e.g. "V.C", shown in the report.
+        title: the report's title.
+        args: the parsed command line.
+        scale: sizes (already adjusted by the script).
+    """
+
+    def __init__(self, section: str, title: str, args: argparse.Namespace, scale: Scale):
+        self.section, self.title, self.args = section, title, args
+        if args.epochs is not None:
+            scale = replace(scale, epochs=args.epochs)
+        self.scale = scale
+        script = Path(sys.argv[0]).stem or "experiment"
+        self.dir = Path(args.output_dir or REPO / "runs" / script)
+        if self.dir.exists() and not args.resume:
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.start = time.time()
+        import keras
+
+        keras.utils.set_random_seed(args.seed)
+        self.precision = training.set_precision(args.precision)
+        self.strategy = training.make_strategy(args.strategy)
+        self.results: dict[str, dict] = {}
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.data_name, self.data_path = parse_data_option(args.data)
+        print(
+            f"[{section}] {title}\n  mode={scale.name} data={args.data} size={scale.image_size} "
+            f"epochs={scale.epochs} precision={self.precision} strategy={args.strategy} "
+            f"replicas={self.strategy.num_replicas_in_sync}\n  output: {self.dir}"
+        )
+
+    # ------------------------------------------------------------------ data
+
+    def load_records(self) -> list[mdata.Record]:
+        """All records of the chosen dataset."""
+        if self.data_name == "phantom":
+            return mdata.load_records(
+                "phantom", n_images=self.scale.phantom_images, size=self.scale.phantom_size
+            )
+        return mdata.load_records(self.data_name, self.data_path)
+
+    def splits(self, records=None) -> dict[str, list[mdata.Record]]:
+        """The patient split (60/20/20, stratified), each part capped at ``max_images``."""
+        if not hasattr(self, "_splits"):
+            records = records if records is not None else self.load_records()
+            train, val, test = mdata.split_by_patient(records, seed=self.args.seed)
+            cap = self.scale.max_images
+            self._splits = {
+                "train": _cap(train, cap),
+                "val": _cap(val, cap),
+                "test": _cap(test, cap),
+            }
+        return self._splits
+
+    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Decoded (images (N, H, W, 1) float32, masks (N, H, W, 1) uint8) of a split."""
+        if split not in self._arrays:
+            from mammoseg.data.pipeline import decode_records
+
+            images, masks = decode_records(self.splits()[split], self.scale.image_size)
+            self._arrays[split] = images[..., None], masks[..., None]
+        return self._arrays[split]
+
+    def dataset(self, split: str, augment=None, shuffle: bool = True, records=None):
+        """A batched tf.data pipeline of a split at the run's size and global batch size."""
+        batch = self.scale.batch_size * self.strategy.num_replicas_in_sync
+        arrays = None if records is not None else tuple(a[..., 0] for a in self.arrays(split))
+        return mdata.make_dataset(
+            records if records is not None else self.splits()[split],
+            self.scale.image_size,
+            batch,
+            augment=augment,
+            shuffle=shuffle,
+            seed=self.args.seed,
+            arrays=arrays,
+            progress=False,
+        )
+
+    # ------------------------------------------------------------------ sub-runs
+
+    def sub_run(self, name: str, fn: Callable[[Path], dict]) -> dict:
+        """Run one configuration; a finished one is reused on --resume, a failing one is
+        recorded with its error and the others still run."""
+        folder = self.dir / name
+        result_file = folder / "result.json"
+        if self.args.resume and result_file.is_file():
+            print(f"  [{name}] already complete, reusing its result")
+            self.results[name] = json.loads(result_file.read_text())
+            return self.results[name]
+        folder.mkdir(parents=True, exist_ok=True)
+        started = time.time()
+        print(f"  [{name}] training ...")
+        try:
+            result = {"status": "ok", **fn(folder)}
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:  # recorded in the report, the other sub-runs go on
+            traceback.print_exc()
+            result = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+        result["seconds"] = round(time.time() - started, 1)
+        training.save_json(result_file, result)
+        self.results[name] = result
+        return result
+
+    # ------------------------------------------------------------------ report
+
+    def write(self, findings: list[tuple[str, str, str, str]], notes: str = "", figures=()):
+        """Write metrics.json and report.md.
+
+        Args:
+            findings: rows (what, the paper's result, ours, verdict), one line each.
+            notes: free Markdown after the table (setup details, caveats).
+            figures: file names of the figures, shown in the report.
+        """
+        seconds = round(time.time() - self.start, 1)
+        setup = {
+            "section": self.section,
+            "data": self.args.data,
+            "mode": self.scale.name,
+            "scale": asdict(self.scale),
+            "precision": self.precision,
+            "strategy": self.args.strategy,
+            "replicas": self.strategy.num_replicas_in_sync,
+            "seed": self.args.seed,
+            "seconds": seconds,
+            "split_sizes": {k: len(v) for k, v in getattr(self, "_splits", {}).items()},
+        }
+        training.save_json(self.dir / "metrics.json", {"setup": setup, "runs": self.results})
+        lines = [
+            f"# Section {self.section}: {self.title}",
+            "",
+            f"Data `{self.args.data}`, mode `{self.scale.name}`, images {self.scale.image_size}², "
+            f"{self.scale.epochs} epoch(s), precision {self.precision}, strategy "
+            f"`{self.args.strategy}` ({setup['replicas']} replica(s)), seed {self.args.seed}; "
+            f"split (patients never shared) {setup['split_sizes']}; wall time {seconds:.0f} s.",
+            "",
+            "| what | paper | ours | verdict |",
+            "|---|---|---|---|",
+            *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in findings],
+            "",
+        ]
+        failed = {k: v for k, v in self.results.items() if v.get("status") == "failed"}
+        if failed:
+            lines += ["## Failed sub-runs", ""]
+            lines += [f"- `{k}`: {v['error']}" for k, v in failed.items()] + [""]
+        if notes:
+            lines += [notes.strip(), ""]
+        if figures:
+            lines += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
+        lines += [
+            "Machine-readable results: `metrics.json`; per-model folders hold "
+            "`history.csv`, `model.keras` and a TensorBoard log.",
+            "",
+        ]
+        tmp = self.dir / "report.md.part"
+        tmp.write_text("\n".join(lines))
+        tmp.replace(self.dir / "report.md")
+        print(f"  report: {self.dir / 'report.md'}")
+
+
+def _cap(records, cap):
+    return records if cap is None else records[:cap]
+
+
+def segmentation_metrics(probabilities: np.ndarray, masks: np.ndarray, threshold: float = 0.5):
+    """The paper's metric beside the ones that expose an empty prediction, named as in
+    `mammoseg.metrics`."""
+    from mammoseg import metrics
+
+    pred = np.asarray(probabilities).reshape(len(probabilities), *masks.shape[1:3]) >= threshold
+    truth = np.asarray(masks).reshape(pred.shape) > 0
+    has_lesion = truth.reshape(len(truth), -1).any(axis=1)
+    dice = metrics.dice_per_image(pred, truth)
+    return {
+        "mean_iou_both_classes": float(metrics.mean_iou_both_classes(pred, truth)),
+        "foreground_iou": float(metrics.foreground_iou(pred, truth)),
+        "dice_per_image_mean": float(np.mean(dice[has_lesion])) if has_lesion.any() else None,
+        "dice_pooled": float(metrics.dice_pooled(pred, truth)),
+        "empty_prediction_rate": float(metrics.empty_prediction_rate(pred, truth)),
+        "predicted_positive_share": float(pred.mean()),
+        "n_images": int(len(pred)),
+    }
+
+
+def showcase(masks: np.ndarray, n: int = 3) -> list[int]:
+    """Indices of up to ``n`` images to show: those with a lesion first, largest first."""
+    areas = np.asarray(masks).reshape(len(masks), -1).sum(axis=1)
+    order = [int(i) for i in np.argsort(-areas, kind="stable")]
+    return order[:n]
+
+
+def verdict(condition: bool, yes: str, no: str) -> str:
+    return yes if condition else no
+
+
+def fmt(value, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"

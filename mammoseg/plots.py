@@ -1,0 +1,78 @@
+"""Figures of the experiments, numbered as in the paper (Fig. 1, 3, 4, loss curves)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_sample(image: np.ndarray, mask: np.ndarray, path, title: str = "") -> None:
+    """Fig. 1: an image and its mask side by side."""
+    fig, axes = plt.subplots(1, 2, figsize=(7, 3.6))
+    axes[0].imshow(image, cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title(title or "mammogram")
+    axes[1].imshow(mask, cmap="gray", vmin=0, vmax=1)
+    axes[1].set_title("tumour mask")
+    for ax in axes:
+        ax.axis("off")
+    _save(fig, path)
+
+
+def plot_triplets(
+    images: np.ndarray,
+    truths: np.ndarray,
+    predictions: np.ndarray,
+    path,
+    titles: Sequence[str] | None = None,
+    threshold: float = 0.5,
+) -> None:
+    """Fig. 3: rows of image / truth / prediction (probability map with the threshold contour)."""
+    n = len(images)
+    fig, axes = plt.subplots(n, 3, figsize=(9, 3 * n), squeeze=False)
+    for i in range(n):
+        axes[i, 0].imshow(images[i], cmap="gray", vmin=0, vmax=1)
+        axes[i, 0].set_title(titles[i] if titles else "mammogram", fontsize=9)
+        axes[i, 1].imshow(truths[i], cmap="gray", vmin=0, vmax=1)
+        axes[i, 1].set_title(f"truth ({int(truths[i].sum())} px)", fontsize=9)
+        axes[i, 2].imshow(predictions[i], cmap="magma", vmin=0, vmax=1)
+        binary = predictions[i] >= threshold
+        if binary.any() and not binary.all():
+            axes[i, 2].contour(binary, levels=[0.5], colors="cyan", linewidths=0.8)
+        axes[i, 2].set_title(f"prediction ({int(binary.sum())} px >= {threshold:g})", fontsize=9)
+        for ax in axes[i]:
+            ax.axis("off")
+    _save(fig, path)
+
+
+def plot_curves(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    path,
+    ylabel: str,
+    title: str = "",
+    xlabel: str = "epoch",
+    ylim: tuple[float, float] | None = None,
+) -> None:
+    """Line plot of several named curves {label: (x, y)} (Fig. 4, loss curves)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, (x, y) in curves.items():
+        ax.plot(x, y, marker="o", markersize=3, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
