@@ -1,1 +1,60 @@
-"""Mask R-CNN (matterport's API and layer names) in Keras 3."""
+"""Mask R-CNN in Keras 3 with matterport's API, layer names and weight files (section IV.F).
+
+matterport/Mask_RCNN needs TensorFlow 1 and Keras <= 2.2; this package keeps its user API
+(`Config`, `Dataset`, `MaskRCNN` with `train`, `detect`, `load_weights`, `find_last`), its layer
+names (so ``mask_rcnn_coco.h5`` and the ImageNet ResNet-50 file load by name) and its checkpoint
+layout, on Keras 3 / TensorFlow 2.
+
+Example:
+    >>> from mammoseg.models.mask_rcnn import MammoConfig, MaskRCNN, RecordDataset
+    >>> config = MammoConfig()
+    >>> model = MaskRCNN("training", config, model_dir="logs")  # doctest: +SKIP
+    >>> model.train(train_set, val_set, 0.001, epochs=20, layers="heads")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mammoseg.models.mask_rcnn.config import Config, MammoConfig
+from mammoseg.models.mask_rcnn.dataset import Dataset, RecordDataset
+from mammoseg.models.mask_rcnn.model import LAYER_REGEX, MaskRCNN
+from mammoseg.models.mask_rcnn.network import MaskRCNNModel
+
+COCO_HEADS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
+
+
+def build_mask_rcnn(
+    mode: str = "inference", config: Config | None = None, model_dir: str = "logs", **overrides: Any
+) -> MaskRCNN:
+    """Registry builder: a `MaskRCNN` (its Keras model is ``.keras_model``).
+
+    Args:
+        mode: "training" or "inference".
+        config: a `Config`; default `MammoConfig` (the paper authors' settings).
+        model_dir: folder for checkpoints and logs.
+        **overrides: Config fields, upper or lower case (``num_classes=3``).
+
+    Example:
+        >>> mrcnn = build_mask_rcnn(backbone="resnet_tiny", image_min_dim=64,
+        ...                         image_max_dim=64)  # doctest: +SKIP
+    """
+    fields = {key.upper(): value for key, value in overrides.items()}
+    if config is None:
+        config = MammoConfig(**fields)
+    elif fields:
+        config = type(config)(**{**{k: getattr(config, k) for k in config.field_names()}, **fields})
+    return MaskRCNN(mode, config, model_dir)
+
+
+__all__ = [
+    "COCO_HEADS",
+    "Config",
+    "Dataset",
+    "LAYER_REGEX",
+    "MammoConfig",
+    "MaskRCNN",
+    "MaskRCNNModel",
+    "RecordDataset",
+    "build_mask_rcnn",
+]

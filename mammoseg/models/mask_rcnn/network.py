@@ -190,11 +190,18 @@ class MaskRCNNModel(keras.Model):
             total += self.config.LOSS_WEIGHTS[name] * value
         return total + losses.weight_decay_loss(self.trainable_weights, self.config.WEIGHT_DECAY)
 
+    def build(self, input_shape=None) -> None:
+        """Create every weight by running the inference graph once on a small blank image.
+
+        The weights do not depend on the image size, so a 64² image is enough.
+        """
+        if not self.classifier.built:
+            self.call(dummy_inputs(self.config, side=64), training=False)
+        self.built = True
+
     def build_by_calling(self) -> None:
-        """Create every weight by running the inference graph once on a small blank image."""
-        if self.built and self.classifier.built:
-            return
-        self(dummy_inputs(self.config, side=64), training=False)
+        """Build the model now (`build` without arguments)."""
+        self.build()
 
     def get_config(self):
         fields = self.config.to_dict()
