@@ -367,9 +367,10 @@ def write_dicom(
     ds.Modality = "MG"
     for keyword, value in attributes.items():
         setattr(ds, keyword, value)
-    ds.set_pixel_data(pixels, photometric, bits_stored or pixels.dtype.itemsize * 8)
+    bits = bits_stored or pixels.dtype.itemsize * 8
+    ds.set_pixel_data(pixels, photometric, bits, generate_instance_uid=False)
     if uids.UID(transfer_syntax).is_compressed:
-        ds.compress(transfer_syntax)
+        ds.compress(transfer_syntax, generate_instance_uid=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
