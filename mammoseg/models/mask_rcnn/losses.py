@@ -19,7 +19,8 @@ def smooth_l1(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
 
 
 def _mean_or_zero(values: tf.Tensor) -> tf.Tensor:
-    return tf.cond(tf.size(values) > 0, lambda: tf.reduce_mean(values), lambda: 0.0)
+    values = tf.cast(values, tf.float32)
+    return tf.math.divide_no_nan(tf.reduce_sum(values), tf.cast(tf.size(values), tf.float32))
 
 
 def rpn_class_loss(rpn_match: tf.Tensor, rpn_class_logits: tf.Tensor) -> tf.Tensor:
