@@ -1,0 +1,249 @@
+"""Preprocessing cache: resampling, masks that never vanish, resume after a kill, staleness."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mammoseg.data import MammosegDataError, load_image, load_mask, load_records
+from mammoseg.data import cache as cache_module
+from mammoseg.data.cache import (
+    build_cache,
+    frame,
+    read_cache,
+    read_instance_masks,
+    read_transforms,
+    resample_matrix,
+    to_original_size,
+)
+from mammoseg.data.mias import read_mias
+from mammoseg.data.phantom import generate
+from mammoseg.data.phantom_cbis import write_cbis_phantom
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def cbis_records(tmp_path_factory):
+    root = write_cbis_phantom(tmp_path_factory.mktemp("cbis"), 10, seed=2, size=200, progress=False)
+    return load_records("cbis-ddsm", root)
+
+
+@pytest.fixture(scope="module")
+def mias_records(tmp_path_factory):
+    root = generate(tmp_path_factory.mktemp("mias"), n_images=6, seed=4, size=256, progress=False)
+    return read_mias(root)
+
+
+# --------------------------------------------------------------------------- resampling
+
+
+def test_resample_matrix_by_hand():
+    np.testing.assert_allclose(
+        resample_matrix(3, 2).toarray(), [[2 / 3, 1 / 3, 0], [0, 1 / 3, 2 / 3]], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        resample_matrix(2, 4).toarray(), [[1, 0], [0.75, 0.25], [0.25, 0.75], [0, 1]]
+    )
+    for n_in, n_out in [(4000, 1024), (3064, 1024), (5, 5), (100, 333)]:
+        sums = np.asarray(resample_matrix(n_in, n_out).sum(axis=1)).ravel()
+        np.testing.assert_allclose(sums, 1.0, rtol=1e-5)
+
+
+def test_small_lesion_never_vanishes():
+    mask = np.zeros((300, 300), bool)
+    mask[151, 77] = True  # one pixel: 1/22 of a target pixel at 64²
+    (_, _, _, _, oy, ox), target = frame((300, 300), (64, 64), "stretch"), (64, 64)
+    out = cache_module._resample_mask(mask, target)
+    assert out.sum() == 1 and out[151 * 64 // 300, 77 * 64 // 300] and (oy, ox) == (0, 0)
+    # The authors' way (bilinear resize of a 0/255 mask, keep == 255) erases it.
+    from skimage.transform import resize
+
+    authors = resize(mask * 255.0, target, order=1, preserve_range=True) == 255
+    assert not authors.any()
+    big = np.zeros((300, 300), bool)
+    big[30:150, 60:240] = True  # rows 6.4-32, cols 12.8-51.2 at 64²: half-covered edges count
+    out = cache_module._resample_mask(big, target)
+    assert out[7:32, 13:51].all() and out.sum() == pytest.approx(25.6 * 38.4, rel=0.08)
+
+
+def test_pad_frame_and_mapping_back():
+    transform = frame((200, 100), (128, 128), "pad")
+    np.testing.assert_allclose(transform, [200, 100, 0.64, 0.64, 0, 32])
+    mask = np.zeros((200, 100), bool)
+    mask[50:120, 20:70] = True
+    cached = np.zeros((128, 128), np.float32)
+    cached[0:128, 32:96] = cache_module._resample_mask(mask, (128, 64))
+    back = to_original_size(cached, transform) >= 0.5
+    iou = (back & mask).sum() / (back | mask).sum()
+    assert back.shape == (200, 100) and iou > 0.95
+
+
+# --------------------------------------------------------------------------- building
+
+
+def test_cbis_cache_matches_direct_reads(tmp_path, cbis_records):
+    path = build_cache(cbis_records, tmp_path / "c.h5", size=100, resize="stretch", kinds=None)
+    assert path == tmp_path / "c.h5" and not (tmp_path / "c.h5.part").exists()
+    images, masks, records = read_cache(path)
+    assert images.shape == (len(cbis_records), 100, 100) and images.dtype == np.float32
+    assert masks.dtype == np.uint8 and set(np.unique(masks)) <= {0, 1}
+    for index in (0, 3):
+        direct = load_image(cbis_records[index], 100)  # skimage anti-aliased resize
+        assert np.abs(images[index] - direct).mean() < 0.01
+        truth = load_mask(cbis_records[index], 100, kinds=None)
+        overlap = (truth & masks[index]).sum() / max((truth | masks[index]).sum(), 1)
+        assert overlap > 0.8
+    assert all(m.any() for m in masks)  # every CBIS image has a lesion; none vanished
+    for before, after in zip(cbis_records, records):
+        assert after.image_id == before.image_id and after.path == before.path
+        for lesion in after.lesions:
+            assert lesion.center is not None and lesion.radius > 0  # measured on the mask
+    assert read_instance_masks(path, 0).shape == (len(records[0].lesions), 100, 100)
+
+
+def test_pad_cache_stores_the_transform(tmp_path, cbis_records):
+    path = build_cache(cbis_records[:3], tmp_path / "p.h5", size=(64, 64), resize="pad")
+    images, _, records = read_cache(path)
+    transforms = read_transforms(path)
+    for image, record, (height, width, sy, sx, oy, ox) in zip(images, records, transforms):
+        assert (height, width) == record.shape and sy == pytest.approx(sx, rel=0.02)
+        assert oy == 0 and ox > 0 and image[:, : int(ox)].max() == 0.0  # black side padding
+
+
+def test_mias_circles_match_load_mask(tmp_path, mias_records):
+    path = build_cache(mias_records, tmp_path / "m.h5", size=128, resize="stretch")
+    images, masks, records = read_cache(path)
+    for index, record in enumerate(mias_records):
+        np.testing.assert_allclose(images[index], load_image(record, 128), atol=1e-6)
+        np.testing.assert_array_equal(masks[index], load_mask(record, 128))
+    assert records == mias_records  # circles keep their own centre and radius
+    _, every_kind, _ = read_cache(path, kinds=None)
+    assert (every_kind >= masks).all()
+
+
+def test_process_pool_gives_the_same_cache(tmp_path, cbis_records):
+    one = build_cache(cbis_records, tmp_path / "one.h5", size=64, workers=1, progress=False)
+    two = build_cache(cbis_records, tmp_path / "two.h5", size=64, workers=2, progress=False)
+    for a, b in zip(read_cache(one), read_cache(two)):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+        else:
+            assert a == b
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_interrupted_build_resumes(tmp_path, cbis_records, monkeypatch):
+    reference = read_cache(build_cache(cbis_records, tmp_path / "ref.h5", size=64, workers=1))
+    calls = []
+    real = cache_module._process
+
+    def failing(record, *args):
+        if len(calls) == 4:
+            raise RuntimeError("injected fault")
+        calls.append(record.image_id)
+        return real(record, *args)
+
+    monkeypatch.setattr(cache_module, "_process", failing)
+    with pytest.raises(RuntimeError, match="injected fault"):
+        build_cache(cbis_records, tmp_path / "c.h5", size=64, workers=1)
+    assert (tmp_path / "c.h5.part").exists() and not (tmp_path / "c.h5").exists()
+    with pytest.raises(MammosegDataError, match="incomplete .* run build_cache again"):
+        read_cache(tmp_path / "c.h5")
+    done = list(calls)
+    monkeypatch.setattr(
+        cache_module, "_process", lambda r, *a: calls.append(r.image_id) or real(r, *a)
+    )
+    build_cache(cbis_records, tmp_path / "c.h5", size=64, workers=1)
+    assert len(calls) == len(cbis_records) and not set(done) & set(calls[4:])
+    for a, b in zip(reference, read_cache(tmp_path / "c.h5")):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+        else:
+            assert a == b
+
+
+def test_killed_build_resumes(tmp_path, cbis_records):
+    """SIGKILL a build after 3 images (no clean-up at all), then resume in this process."""
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from mammoseg.data import cache, load_records
+        records = load_records("cbis-ddsm", {str(Path(cbis_records[0].path).parents[3])!r})
+        real, seen = cache._process, []
+        def dying(record, *args):
+            if len(seen) == 3:
+                os.kill(os.getpid(), signal.SIGKILL)
+            seen.append(record)
+            return real(record, *args)
+        cache._process = dying
+        cache.build_cache(records, {str(tmp_path / "k.h5")!r}, size=64, workers=1, progress=False)
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True)
+    assert result.returncode == -9, result.stderr.decode()[-2000:]
+    part = tmp_path / "k.h5.part"
+    import h5py
+
+    with h5py.File(part, "r") as handle:
+        assert handle["done"][...].sum() == 3
+    build_cache(cbis_records, tmp_path / "k.h5", size=64, workers=1, progress=False)
+    reference = build_cache(cbis_records, tmp_path / "ref.h5", size=64, workers=1, progress=False)
+    for a, b in zip(read_cache(reference), read_cache(tmp_path / "k.h5")):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_stale_cache_is_rebuilt_not_used(tmp_path, mias_records):
+    path = build_cache(mias_records, tmp_path / "s.h5", size=64, resize="stretch")
+    stamp = path.stat().st_mtime_ns
+    assert build_cache(mias_records, path, size=64, resize="stretch") == path
+    assert path.stat().st_mtime_ns == stamp  # up to date: reused as is
+    source = Path(mias_records[2].path)
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
+    with pytest.raises(MammosegDataError, match="stale cache: 1 source file"):
+        read_cache(path)
+    with pytest.warns(UserWarning, match="stale cache, rebuilding: source files changed"):
+        build_cache(mias_records, path, size=64, resize="stretch")
+    read_cache(path)
+    with pytest.warns(UserWarning, match="stale cache, rebuilding: resize was 'stretch'"):
+        build_cache(mias_records, path, size=64, resize="pad")
+
+
+def test_invalid_arguments_and_files(tmp_path, mias_records):
+    with pytest.raises(ValueError, match="`resize` must be one of"):
+        build_cache(mias_records, tmp_path / "a.h5", resize="crop")
+    with pytest.raises(ValueError, match="`kinds` must be drawn from"):
+        build_cache(mias_records, tmp_path / "a.h5", kinds=("tumour",))
+    with pytest.raises(ValueError, match="`records` is empty"):
+        build_cache([], tmp_path / "a.h5")
+    with pytest.raises(MammosegDataError, match="a.h5: cache file not found"):
+        read_cache(tmp_path / "a.h5")
+    (tmp_path / "b.h5").write_text("not hdf5")
+    with pytest.raises(MammosegDataError, match="b.h5: not a mammoseg cache"):
+        read_cache(tmp_path / "b.h5")
+    from dataclasses import replace
+
+    gone = [replace(mias_records[0], path=str(tmp_path / "gone.pgm"))]
+    with pytest.raises(MammosegDataError, match="1 source file.* not found: .*gone.pgm"):
+        build_cache(gone, tmp_path / "c.h5")
+
+
+def test_pipeline_reads_the_cache(tmp_path, cbis_records):
+    pipeline = pytest.importorskip("mammoseg.data.pipeline")
+    path = build_cache(cbis_records, tmp_path / "t.h5", size=32, kinds=None, progress=False)
+    batches = list(pipeline.make_dataset(path, None, batch_size=4, shuffle=False, progress=False))
+    images, masks = batches[0]
+    assert images.shape == (4, 32, 32, 1) and masks.shape == (4, 32, 32, 1)
+    cached_images, cached_masks, _ = read_cache(path)
+    np.testing.assert_array_equal(images.numpy()[..., 0], cached_images[:4])
+    assert sum(int(b[0].shape[0]) for b in batches) == len(cbis_records)
