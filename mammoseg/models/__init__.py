@@ -111,7 +111,8 @@ def build_model(name: str, **kwargs: Any) -> keras.Model:
         **kwargs: the builder's keyword arguments.
 
     Returns:
-        The (uncompiled) Keras model.
+        The (uncompiled) Keras model; for "mask_rcnn", matterport's ``MaskRCNN`` wrapper, whose
+        Keras model is ``.keras_model``.
 
     Raises:
         ValueError: unknown name (with the closest match) or an invalid argument.
@@ -122,4 +123,25 @@ def build_model(name: str, **kwargs: Any) -> keras.Model:
     return get_builder(name)(**kwargs)
 
 
-__all__ = ["build_model", "get_builder", "list_models", "register_model"]
+_LAZY_ATTRIBUTES = {
+    "build_pixel_logistic_regression": "mammoseg.models.logistic",
+    "PixelLogisticRegression": "mammoseg.models.logistic",
+    "build_feedforward_regressor": "mammoseg.models.feedforward",
+    "build_shallow_cnn": "mammoseg.models.shallow_cnn",
+    "build_unet": "mammoseg.models.unet",
+    "build_yaroslav_net": "mammoseg.models.yaroslav",
+    "build_yaroslav_segmenter": "mammoseg.models.yaroslav",
+    "load_yaroslav_weights": "mammoseg.models.yaroslav",
+    "LoadReport": "mammoseg.models.weights",
+    "load_weights_by_name": "mammoseg.models.weights",
+}
+
+
+def __getattr__(attribute: str) -> Any:
+    # ``from mammoseg.models import build_unet`` works without importing every builder up front.
+    if attribute in _LAZY_ATTRIBUTES:
+        return getattr(importlib.import_module(_LAZY_ATTRIBUTES[attribute]), attribute)
+    raise AttributeError(f"module 'mammoseg.models' has no attribute {attribute!r}")
+
+
+__all__ = ["build_model", "get_builder", "list_models", "register_model", *_LAZY_ATTRIBUTES]

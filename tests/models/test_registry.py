@@ -74,6 +74,23 @@ def test_builds_trains_saves_and_reloads(name, tmp_path):
     )
 
 
-def test_mask_rcnn_entry_is_lazy():
-    # Importing the registry never imports Mask R-CNN; asking for it does.
-    assert isinstance(models._REGISTRY["mask_rcnn"], str) or callable(models._REGISTRY["mask_rcnn"])
+def test_lazy_entries_import_only_when_asked():
+    # A builder whose module is missing does not break the registry, only its own use.
+    models.register_model("ghost", "mammoseg.models.ghost_module:build_ghost")
+    try:
+        assert "ghost" in models.list_models()
+        with pytest.raises(ModuleNotFoundError, match="mammoseg.models.ghost_module"):
+            models.build_model("ghost")
+    finally:
+        models._REGISTRY.pop("ghost")
+    assert models.get_builder("mask_rcnn").__name__ == "build_mask_rcnn"
+
+
+def test_builders_importable_from_the_package():
+    from mammoseg.models import build_unet, load_weights_by_name
+    from mammoseg.models.unet import build_unet as direct
+
+    assert build_unet is direct and callable(load_weights_by_name)
+    assert models.get_builder("unet") is direct
+    with pytest.raises(AttributeError, match="has no attribute 'build_unet2'"):
+        models.build_unet2  # noqa: B018
