@@ -54,6 +54,17 @@ def weighted_binary_crossentropy(
 ) -> Any:
     """Per-image mean of ``-(w₊ y log p + w₋ (1 - y) log(1 - p))``.
 
+    Args (shared by every function here):
+        y_true: binary masks (B, H, W, 1) (any shape, batch first).
+        y_pred: probabilities, or logits with ``from_logits=True``, shaped like ``y_true``;
+            any float dtype (cast to float32).
+        positive_weight: weight of tumour pixels (w₊).
+        negative_weight: weight of background pixels (w₋).
+        from_logits: ``y_pred`` holds logits.
+
+    Returns:
+        float32 tensor (B,): one loss per image.
+
     Example:
         >>> loss = weighted_binary_crossentropy([[0.0, 1.0]], [[0.5, 0.5]], positive_weight=3.0)
         >>> round(float(loss[0]), 4)  # (log 2 + 3 log 2) / 2
