@@ -45,12 +45,8 @@ def check_fraction(name: str, value: Any, *, allow_one: bool = False) -> float:
         >>> check_fraction("dropout", 0.5)
         0.5
     """
-    upper_ok = value <= 1 if allow_one else value < 1
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not (0 <= value and upper_ok)
-    ):
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not is_number or not (0 <= value and (value <= 1 if allow_one else value < 1)):
         interval = "[0, 1]" if allow_one else "[0, 1)"
         raise ValueError(f"`{name}` must be a number in {interval}, received {value!r}")
     return float(value)

@@ -70,6 +70,7 @@ def test_mixed_bfloat16_keeps_output_float32_and_trains():
         ({"input_shape": (64, 70, 1), "depth": 3}, r"width .* nearest valid sizes: \(64, 72\)"),
         ({"base_filters": 0}, "`base_filters` must be a positive integer, received 0"),
         ({"depth": 2.5}, "`depth` must be a positive integer, received 2.5"),
+        ({"dropout": "0.5"}, r"`dropout` must be a number in \[0, 1\), received '0.5'"),
         ({"dropout": 1.0}, r"`dropout` must be a number in \[0, 1\), received 1.0"),
         ({"dropout_stages": 7}, r"`dropout_stages` must be in \[0, depth \+ 1 = 5\], received 7"),
         ({"upsampling": "transposed"}, "`upsampling` must be one of .*did you mean 'transpose'"),
