@@ -154,11 +154,15 @@ class Run:
             self._arrays[split] = images[..., None], masks[..., None]
         return self._arrays[split]
 
-    def dataset(self, split: str, augment=None, shuffle: bool = True, records=None):
-        """A batched tf.data pipeline of a split at the run's size and global batch size."""
+    def dataset(self, split: str, augment=None, shuffle: bool = True, records=None, map_fn=None):
+        """A batched tf.data pipeline of a split at the run's size and global batch size.
+
+        ``records`` replaces the split's records (e.g. an oversampled training list);
+        ``map_fn`` is applied to each (images, masks) batch (e.g. to reshape the targets).
+        """
         batch = self.scale.batch_size * self.strategy.num_replicas_in_sync
         arrays = None if records is not None else tuple(a[..., 0] for a in self.arrays(split))
-        return mdata.make_dataset(
+        data = mdata.make_dataset(
             records if records is not None else self.splits()[split],
             self.scale.image_size,
             batch,
@@ -168,6 +172,161 @@ class Run:
             arrays=arrays,
             progress=False,
         )
+        return data if map_fn is None else data.map(map_fn)
+
+    def train_and_evaluate(
+        self,
+        folder: Path,
+        model_fn: Callable,
+        loss_fn: Callable,
+        learning_rate: float,
+        train_data=None,
+        target_fn=None,
+        steps_per_epoch: int | None = None,
+    ) -> dict:
+        """Train a segmenter on the train split and evaluate it on val and test.
+
+        Args:
+            folder: the sub-run folder.
+            model_fn: builds the model (inside the strategy scope).
+            loss_fn: returns the loss object.
+            learning_rate: Adam learning rate.
+            train_data: the training dataset (default: the train split, shuffled).
+            target_fn: map applied to every (images, masks) batch, for models whose targets
+                are not (B, H, W, 1) masks (the shallow CNN's per-pixel classes).
+            steps_per_epoch: for repeated training data.
+
+        Returns:
+            {"history", "half_epoch" (Fig. 4 rows), "val", "test"} with the metrics of
+            `segmentation_metrics`; the first validation predictions are saved in
+            ``folder/val_probabilities.npy`` for the figures.
+        """
+        import keras
+
+        from mammoseg.training import HalfEpochEvaluation, fit_segmenter, predict_probabilities
+
+        scale = self.scale
+        replicas = self.strategy.num_replicas_in_sync
+        steps = steps_per_epoch or int(
+            np.ceil(len(self.arrays("train")[0]) / (scale.batch_size * replicas))
+        )
+        val_images, val_masks = self.arrays("val")
+        curve = HalfEpochEvaluation(
+            val_images[: scale.eval_images],
+            val_masks[: scale.eval_images],
+            steps_per_epoch=steps,
+            evaluate=lambda probs, masks: segmentation_metrics(
+                training.to_probability_map(probs, *masks.shape[1:3]), masks
+            ),
+        )
+
+        def compile_fn(model):
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_fn())
+
+        model, history = fit_segmenter(
+            model_fn,
+            compile_fn,
+            train_data if train_data is not None else self.dataset("train", map_fn=target_fn),
+            self.dataset("val", shuffle=False, map_fn=target_fn),
+            scale.epochs,
+            folder,
+            strategy=self.strategy,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=[curve],
+            resume=self.args.resume,
+            stop_after_epoch=self.args.stop_after_epoch,
+        )
+        result = {"history": history, "half_epoch": curve.rows}
+        for split in ("val", "test"):
+            images, masks = self.arrays(split)
+            probabilities = predict_probabilities(model, images)
+            result[split] = segmentation_metrics(probabilities, masks)
+            if split == "val":
+                pick = showcase(masks)
+                np.save(folder / "val_probabilities.npy", probabilities[pick].astype(np.float16))
+        return result
+
+    def figures_for(self, labels: dict[str, str], triplets=()) -> list[str]:
+        """Fig. 1 (a sample), Fig. 4 (mean IoU every half epoch), loss curves and Fig. 3
+        triplets for the sub-runs named in ``triplets``; returns the file names."""
+        from mammoseg import plots
+
+        images, masks = self.arrays("val")
+        pick = showcase(masks)
+        plots.plot_sample(
+            images[pick[0], ..., 0], masks[pick[0], ..., 0], self.dir / "fig1_sample.png"
+        )
+        figures = ["fig1_sample.png"]
+        ok = {k: v for k, v in self.results.items() if v.get("status") == "ok" and "history" in v}
+        if not ok:
+            return figures
+        curves = {
+            labels.get(k, k): (
+                [r["epoch"] for r in v["half_epoch"]],
+                [r["mean_iou_both_classes"] for r in v["half_epoch"]],
+            )
+            for k, v in ok.items()
+        }
+        plots.plot_curves(
+            curves,
+            self.dir / "fig4_mean_iou.png",
+            "mean IoU (both classes), val",
+            "Mean IoU every half epoch (as the paper's Fig. 4)",
+            ylim=(0, 1.02),
+        )
+        loss_curves = {
+            labels.get(k, k): (list(range(1, len(v["history"]["loss"]) + 1)), v["history"]["loss"])
+            for k, v in ok.items()
+            if v["history"].get("loss")
+        }
+        plots.plot_curves(
+            loss_curves, self.dir / "loss_curves.png", "training loss", "Training loss per epoch"
+        )
+        figures += ["fig4_mean_iou.png", "loss_curves.png"]
+        for name in triplets:
+            path = self.dir / name / "val_probabilities.npy"
+            if name not in ok or not path.is_file():
+                continue
+            probs = np.load(path).astype(np.float32)
+            plots.plot_triplets(
+                images[pick, ..., 0],
+                masks[pick, ..., 0],
+                probs,
+                self.dir / f"fig3_{name}.png",
+                titles=[labels.get(name, name)] * len(pick),
+            )
+            figures.append(f"fig3_{name}.png")
+        return figures
+
+    def collapse_row(self, name: str, label: str, paper: str, overlap_loss: bool = False):
+        """One findings row: the test metrics and whether the model collapsed to empty masks."""
+        result = self.results.get(name, {})
+        if result.get("status") != "ok":
+            return (label, paper, "failed: " + result.get("error", "not run"), "—")
+        m = result["test"]
+        ours = (
+            f"test: empty {fmt(m['empty_prediction_rate'], 2)}, mean IoU "
+            f"{fmt(m['mean_iou_both_classes'])}, fg IoU {fmt(m['foreground_iou'])}, Dice/img "
+            f"{fmt(m['dice_per_image_mean'])}, "
+            f"predicted share {fmt(m['predicted_positive_share'], 4)}"
+        )
+        empty = m["empty_prediction_rate"]
+        dice = m["dice_per_image_mean"] or 0.0
+        if overlap_loss:
+            fixed = empty is not None and empty < 0.5 and dice > 0.1
+            return (
+                label,
+                paper,
+                ours,
+                "avoids the collapse" if fixed else "does not avoid the collapse at this budget",
+            )
+        if empty is not None and empty >= 0.9:
+            text = "reproduced: empty masks"
+        elif m["predicted_positive_share"] > 0.5:
+            text = "not reproduced: floods the image with tumour"
+        else:
+            text = "not reproduced: predicts non-empty masks"
+        return (label, paper, ours, text)
 
     # ------------------------------------------------------------------ sub-runs
 

@@ -205,22 +205,27 @@ def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
     return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {})}
 
 
-def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = 8):
-    """Predicted tumour probabilities (N, H, W) as float32, whatever the model's head.
+def to_probability_map(outputs, height: int, width: int) -> np.ndarray:
+    """Model outputs of any segmentation head → tumour probabilities (N, H, W) float32.
 
-    Handles a sigmoid map (N, H, W, 1), logits (converted with a sigmoid when the model's
-    last layer is linear), and the shallow CNN's per-pixel softmax (N, H*W, 2) or (N, H, W, 2).
+    Handles a sigmoid map (N, H, W, 1), logits (a sigmoid is applied when values leave
+    [0, 1]), and the shallow CNN's per-pixel softmax (N, H*W, 2) or (N, H, W, 2).
     """
-    out = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float32)
-    n, height, width = images.shape[:3]
+    out = np.asarray(outputs, dtype=np.float32)
     if out.ndim == 3 and out.shape[1] == height * width:  # (N, H*W, classes)
-        out = out.reshape(n, height, width, -1)
+        out = out.reshape(len(out), height, width, -1)
     if out.shape[-1] == 2:
         return out[..., 1]
     out = out[..., 0]
     if out.min() < 0.0 or out.max() > 1.0:
         out = 1.0 / (1.0 + np.exp(-out))
     return out
+
+
+def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = 8):
+    """Predicted tumour probabilities (N, H, W) float32, whatever the model's head."""
+    outputs = model.predict(images, batch_size=batch_size, verbose=0)
+    return to_probability_map(outputs, images.shape[1], images.shape[2])
 
 
 def save_json(path: str | os.PathLike, data) -> None:

@@ -89,8 +89,8 @@ def __getattr__(attribute: str):
     # stays fast for the readers.
     lazy = {
         "split_by_patient": "mammoseg.data.split",
-        "oversample": "mammoseg.data.oversample",
-        "authors_large_tumour_subset": "mammoseg.data.oversample",
+        "oversample": "mammoseg.data.oversampling",
+        "authors_large_tumour_subset": "mammoseg.data.oversampling",
         "RotationAugment": "mammoseg.data.augment",
         "make_dataset": "mammoseg.data.pipeline",
     }
