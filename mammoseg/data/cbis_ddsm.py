@@ -241,9 +241,12 @@ def mask_geometry(
         ((1.5, 1.5), 1.1283791670955126)
     """
     inside = np.asarray(mask) > 0
-    rows, cols = np.nonzero(inside)
-    if rows.size == 0:
+    any_rows = np.flatnonzero(inside.any(axis=1))
+    if any_rows.size == 0:
         return None
+    r0, r1 = any_rows[0], any_rows[-1] + 1  # look only at the lesion's rows: masks are large
+    rows, cols = np.nonzero(inside[r0:r1])
+    rows = rows + r0
     sy = sx = 1.0
     if image_shape is not None:
         sy, sx = image_shape[0] / inside.shape[0], image_shape[1] / inside.shape[1]

@@ -173,6 +173,77 @@ def _voi_lut(values: np.ndarray, ds: pydicom.Dataset, path: Path) -> tuple[np.nd
     return table[index] / np.float32(2**bits - 1), f"VOI LUT {item.get('LUTExplanation', '')}"
 
 
+def read_dicom_stored(
+    path: str | os.PathLike, min_size: int = 16
+) -> tuple[np.ndarray, dict[str, Any], pydicom.Dataset]:
+    """Decode the stored pixel values of a 2-D greyscale DICOM, validated, high bits cleared.
+
+    The cheap first half of `read_dicom`, for callers that resize before normalising (the
+    normalisation is affine, so it commutes with averaging): ``meta["value_range"]`` is the
+    (low, high) stored range that maps onto [0, 1] and ``meta["inverted"]`` says whether
+    1 - x must follow (MONOCHROME1, or a negative rescale slope).
+
+    Args:
+        path: the DICOM file.
+        min_size: smallest acceptable rows and columns.
+
+    Returns:
+        ``(stored, meta, dataset)``: the integer array (rows, columns), the header facts of
+        `read_dicom_header` plus ``value_range`` and ``inverted``, and the pydicom dataset.
+
+    Raises:
+        MammosegDataError: as `read_dicom`.
+
+    Example:
+        >>> stored, meta, _ = read_dicom_stored("mask.dcm")  # doctest: +SKIP
+        >>> inside = stored > meta["value_range"][0]
+    """
+    path = Path(path)
+    ds = _open(path)
+    meta = _header(ds)
+    if _PIXEL_DATA not in ds:
+        raise MammosegDataError("the DICOM file has no pixel data (header only)", path=path)
+    if meta["shape"] is None:
+        raise MammosegDataError("the DICOM header has no Rows / Columns", path=path)
+    rows, cols = meta["shape"]
+    if min(rows, cols) < min_size:
+        raise MammosegDataError(
+            f"the image is only {rows}x{cols} pixels (min_size={min_size}): no usable pixels; "
+            "the pixel data of this file was cut or scaled down",
+            path=path,
+        )
+    if int(ds.get("SamplesPerPixel", 1)) != 1:
+        raise MammosegDataError(
+            f"expected a greyscale image, found {ds.SamplesPerPixel} samples per pixel", path=path
+        )
+    frames = int(ds.get("NumberOfFrames") or 1)
+    if frames != 1:
+        raise MammosegDataError(f"expected one frame, found {frames} (multi-frame)", path=path)
+    photometric = meta["photometric"]
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise MammosegDataError(
+            f"unsupported photometric interpretation {photometric!r}", path=path
+        )
+    stored = _decode(ds, path)
+    if stored.shape != (rows, cols):
+        raise MammosegDataError(f"decoded shape {stored.shape} != header {rows}x{cols}", path=path)
+    bits = meta["bits_stored"] or stored.dtype.itemsize * 8
+    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    if not signed and bits < stored.dtype.itemsize * 8:
+        keep = np.asarray((1 << bits) - 1, dtype=stored.dtype)
+        if stored.flags.writeable:
+            np.bitwise_and(stored, keep, out=stored)
+        else:
+            stored = stored & keep
+    low = -(2.0 ** (bits - 1)) if signed else 0.0
+    slope = _first_number(ds.get("RescaleSlope")) or 1.0
+    meta["value_range"] = (low, low + 2.0**bits - 1.0)
+    # A negative slope reverses the meaning of the stored values; MONOCHROME1 shows the
+    # smallest value white. Either way 1 - x puts dense tissue bright; both cancel out.
+    meta["inverted"] = (slope < 0) != (photometric == "MONOCHROME1")
+    return stored, meta, ds
+
+
 def read_dicom(
     path: str | os.PathLike, voi: str | None = None, min_size: int = 16
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -206,65 +277,42 @@ def read_dicom(
     if voi not in VOI_CHOICES:
         raise ValueError(f"`voi` must be one of {VOI_CHOICES}, received {voi!r}")
     path = Path(path)
-    ds = _open(path)
-    meta = _header(ds)
-    if _PIXEL_DATA not in ds:
-        raise MammosegDataError("the DICOM file has no pixel data (header only)", path=path)
-    if meta["shape"] is None:
-        raise MammosegDataError("the DICOM header has no Rows / Columns", path=path)
-    rows, cols = meta["shape"]
-    if min(rows, cols) < min_size:
-        raise MammosegDataError(
-            f"the image is only {rows}x{cols} pixels (min_size={min_size}): no usable pixels; "
-            "the pixel data of this file was cut or scaled down",
-            path=path,
-        )
-    if int(ds.get("SamplesPerPixel", 1)) != 1:
-        raise MammosegDataError(
-            f"expected a greyscale image, found {ds.SamplesPerPixel} samples per pixel", path=path
-        )
-    frames = int(ds.get("NumberOfFrames") or 1)
-    if frames != 1:
-        raise MammosegDataError(f"expected one frame, found {frames} (multi-frame)", path=path)
-    photometric = meta["photometric"]
-    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise MammosegDataError(
-            f"unsupported photometric interpretation {photometric!r}", path=path
-        )
-
-    stored = _decode(ds, path)
-    if stored.shape != (rows, cols):
-        raise MammosegDataError(f"decoded shape {stored.shape} != header {rows}x{cols}", path=path)
-    bits = meta["bits_stored"] or stored.dtype.itemsize * 8
-    signed = int(ds.get("PixelRepresentation", 0)) == 1
-    if not signed and bits < stored.dtype.itemsize * 8:
-        stored = stored & np.asarray((1 << bits) - 1, dtype=stored.dtype)
-    slope = _first_number(ds.get("RescaleSlope")) or 1.0
-    intercept = _first_number(ds.get("RescaleIntercept")) or 0.0
+    stored, meta, ds = read_dicom_stored(path, min_size)
     if voi == "auto":
         voi = "lut" if "VOILUTSequence" in ds else "window"
     if voi is None:
-        low = -(2.0 ** (bits - 1)) if signed else 0.0
-        high = low + 2.0**bits - 1.0
-        image = stored.astype(np.float32)
-        image -= np.float32(low)
-        image *= np.float32(1.0 / (high - low))
-        if slope < 0:  # a negative slope reverses the meaning of the stored values
-            np.subtract(np.float32(1.0), image, out=image)
+        image = normalise(stored, meta)
         meta["voi"] = None
+        return image, meta
+    slope = _first_number(ds.get("RescaleSlope")) or 1.0
+    intercept = _first_number(ds.get("RescaleIntercept")) or 0.0
+    values = stored.astype(np.float64) * slope + intercept
+    if voi == "lut":
+        if "VOILUTSequence" not in ds or not len(ds.VOILUTSequence):
+            raise MammosegDataError("voi='lut' asked for, but no VOI LUT Sequence", path=path)
+        image, meta["voi"] = _voi_lut(values, ds, path)
     else:
-        values = stored.astype(np.float64) * slope + intercept
-        if voi == "lut":
-            if "VOILUTSequence" not in ds or not len(ds.VOILUTSequence):
-                raise MammosegDataError("voi='lut' asked for, but no VOI LUT Sequence", path=path)
-            image, meta["voi"] = _voi_lut(values, ds, path)
-        else:
-            image, meta["voi"] = _window(values, ds, path)
-        image = image.astype(np.float32)
-    if photometric == "MONOCHROME1":
+        image, meta["voi"] = _window(values, ds, path)
+    image = image.astype(np.float32)
+    if meta["photometric"] == "MONOCHROME1":
         np.subtract(np.float32(1.0), image, out=image)
-    np.clip(image, 0.0, 1.0, out=image)
-    return image, meta
+    return np.clip(image, 0.0, 1.0, out=image), meta
+
+
+def normalise(values: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+    """Map stored values (or an average of them) onto [0, 1] as `read_dicom_stored` says.
+
+    Example:
+        >>> normalise(np.array([0, 4095]), {"value_range": (0, 4095), "inverted": True})
+        array([1., 0.], dtype=float32)
+    """
+    low, high = meta["value_range"]
+    image = np.asarray(values).astype(np.float32)
+    image -= np.float32(low)
+    image *= np.float32(1.0 / (high - low))
+    if meta["inverted"]:
+        np.subtract(np.float32(1.0), image, out=image)
+    return np.clip(image, 0.0, 1.0, out=image)
 
 
 def sample_rows(path: str | os.PathLike, n_rows: int = 32) -> np.ndarray:
