@@ -1,0 +1,138 @@
+"""Evaluate a recipe model on records, in the original images' pixels.
+
+Every prediction is mapped back through its crop box to the full image before it is scored, so
+Dice is against the truth as the database draws it (circles for mini-MIAS) and FROC uses the
+database's own lesion centres and radii (a hit is a candidate whose centroid lies inside a truth
+circle, facts.md §6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mammoseg.data import Record, load_mask
+from mammoseg.data.records import read_pixels
+from mammoseg.metrics import FROC_FP_RATES, Region, froc
+from mammoseg.recipes.candidates import (
+    DEFAULT_THRESHOLDS,
+    dice_from_counts,
+    extract_candidates,
+    overlap_counts,
+)
+from mammoseg.recipes.inference import Predictor
+
+
+@dataclass
+class Evaluation:
+    """Per-image results of one split, enough to score any of ``thresholds``.
+
+    Attributes:
+        thresholds: mask thresholds the counts were taken at.
+        image_ids: the images, in order.
+        counts: per image, (len(thresholds), 3) TP/FP/FN pixel counts.
+        candidates: per image, the lesion candidates (original pixels).
+        truths: per image, what `mammoseg.metrics.froc` takes as truth (a list of `Lesion`s, or
+            the mask when a lesion has no circle).
+        kept: probability maps (original pixels) of the images asked for, by image id.
+    """
+
+    thresholds: tuple[float, ...]
+    image_ids: list[str] = field(default_factory=list)
+    counts: list[np.ndarray] = field(default_factory=list)
+    candidates: list[list[Region]] = field(default_factory=list)
+    truths: list = field(default_factory=list)
+    kept: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _froc_truth(record: Record, kinds, mask: np.ndarray):
+    lesions = [les for les in record.lesions if les.kind in kinds and les.has_region]
+    if all(les.center is not None and les.radius is not None for les in lesions):
+        return lesions
+    return mask
+
+
+def evaluate_records(
+    predictor: Predictor,
+    records: Sequence[Record],
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    keep: Sequence[str] = (),
+) -> Evaluation:
+    """Predict every record and collect counts, candidates and truths.
+
+    Args:
+        predictor: the trained model and its settings.
+        records: the images to score.
+        thresholds: mask thresholds to count at (one, or a sweep for the validation split).
+        keep: image ids whose probability maps are kept (for figures).
+    """
+    config = predictor.config
+    result = Evaluation(tuple(float(t) for t in thresholds))
+    for record in records:
+        image = read_pixels(record.path)
+        prob, _ = predictor.predict(image)
+        truth = load_mask(record, image.shape, kinds=config.kinds)
+        min_area = config.min_candidate_area / config.scale_for(image.shape) ** 2
+        result.image_ids.append(record.image_id)
+        result.counts.append(overlap_counts(prob, truth, result.thresholds))
+        result.candidates.append(
+            extract_candidates(prob, config.candidate_threshold, int(np.ceil(min_area)))
+        )
+        result.truths.append(_froc_truth(record, config.kinds, truth))
+        if record.image_id in keep:
+            result.kept[record.image_id] = prob
+    return result
+
+
+def split_metrics(evaluation: Evaluation, threshold: float) -> dict:
+    """The issue's numbers for one split at one mask threshold.
+
+    Returns:
+        dict with ``dice_per_image_mean`` (over images with a lesion), ``dice_pooled``,
+        ``foreground_iou`` (pooled), ``empty_prediction_rate`` (share of images with a lesion
+        whose mask is empty), ``lesion_sensitivity_at_1fppi``, ``froc`` ({fp per image:
+        sensitivity}), ``froc_mean``, ``n_images``, ``n_images_with_lesion``, ``n_lesions`` and
+        ``threshold``. Definitions as in `mammoseg.metrics`.
+
+    Raises:
+        ValueError: ``threshold`` is not one of the evaluation's thresholds.
+    """
+    matches = [k for k, t in enumerate(evaluation.thresholds) if abs(t - threshold) < 1e-9]
+    if not matches:
+        raise ValueError(
+            f"`threshold` {threshold} was not evaluated; available: {evaluation.thresholds}"
+        )
+    counts = np.stack([c[matches[0]] for c in evaluation.counts])  # (N, 3)
+    tp, fp, fn = (counts[:, k].astype(np.float64) for k in range(3))
+    has_lesion = tp + fn > 0
+    dice = dice_from_counts(counts)
+    pooled_den = tp.sum() + fp.sum() + fn.sum()
+    rates = froc(evaluation.candidates, evaluation.truths, FROC_FP_RATES)
+    n_lesions = sum(len(t) if isinstance(t, list) else int(np.any(t)) for t in evaluation.truths)
+
+    def mean_or_none(values):
+        return float(np.mean(values)) if len(values) else None
+
+    return {
+        "dice_per_image_mean": mean_or_none(dice[has_lesion]),
+        "dice_pooled": float(2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum(), 1)),
+        "foreground_iou": float(tp.sum() / pooled_den) if pooled_den else None,
+        "empty_prediction_rate": mean_or_none(((tp + fp) == 0)[has_lesion]),
+        "lesion_sensitivity_at_1fppi": _finite(rates[1.0]),
+        "froc": {str(k): _finite(v) for k, v in rates.items()},
+        "froc_mean": _finite(float(np.mean(list(rates.values())))),
+        "n_images": int(len(counts)),
+        "n_images_with_lesion": int(has_lesion.sum()),
+        "n_lesions": int(n_lesions),
+        "false_positive_pixels_on_normals": int(fp[~has_lesion].sum()),
+        "threshold": float(threshold),
+    }
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+__all__ = ["Evaluation", "evaluate_records", "split_metrics"]

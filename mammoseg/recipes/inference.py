@@ -1,0 +1,189 @@
+"""Whole-mammogram inference: overlapping sliding windows, flip test-time augmentation, and the
+way back from the working resolution to the original image.
+
+Windows are blended with a Gaussian importance map (nnU-Net): a window's centre, which saw the
+most context, counts more than its border. Where every window predicts the same value the blend
+returns exactly that value, so a network that returns its input reproduces the image.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from mammoseg.recipes.config import RecipeConfig, load_recipe
+from mammoseg.recipes.preprocess import WorkingImage, preprocess_image
+
+# The four flips of a 2-D image: (flip rows, flip columns).
+FLIPS = ((False, False), (False, True), (True, False), (True, True))
+
+
+def window_starts(length: int, window: int, overlap: float) -> list[int]:
+    """Start offsets of windows covering ``length`` with at least ``overlap`` shared.
+
+    The last window ends exactly at ``length`` (``length >= window``).
+
+    Example:
+        >>> window_starts(300, 128, 0.5)
+        [0, 86, 172]
+    """
+    if length <= window:
+        return [0]
+    stride = max(1, int(window * (1.0 - overlap)))
+    count = int(np.ceil((length - window) / stride)) + 1
+    return [int(round(v)) for v in np.linspace(0, length - window, count)]
+
+
+def gaussian_importance(size: int, sigma_scale: float = 0.125) -> np.ndarray:
+    """(size, size) Gaussian weights, peak 1 at the centre, sigma = ``sigma_scale`` × size."""
+    axis = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    g = np.exp(-0.5 * (axis / (sigma_scale * size)) ** 2)
+    weights = np.outer(g, g)
+    weights /= weights.max()
+    return np.maximum(weights, 1e-3).astype(np.float32)  # corners must still count
+
+
+def _as_predict_fn(model) -> Callable[[np.ndarray], np.ndarray]:
+    if hasattr(model, "predict_on_batch"):
+        return lambda batch: np.asarray(model.predict_on_batch(batch), dtype=np.float32)
+    return lambda batch: np.asarray(model(batch), dtype=np.float32)
+
+
+def sliding_window_predict(
+    model,
+    image: np.ndarray,
+    patch_size: int,
+    overlap: float = 0.5,
+    tta: bool = True,
+    from_logits: bool = False,
+    batch_size: int = 8,
+    pad_value: float = 0.0,
+) -> np.ndarray:
+    """Predict a whole (H, W) image with overlapping ``patch_size`` windows.
+
+    Args:
+        model: a Keras model (or any callable) mapping (B, P, P, 1) to (B, P, P, 1).
+        image: (H, W) float32 input; padded with ``pad_value`` where smaller than a window.
+        patch_size: window side.
+        overlap: share of a window shared with its neighbour, in [0, 1).
+        tta: average the predictions of the four flips (each flipped back first).
+        from_logits: the model returns logits; a sigmoid is applied before averaging.
+        batch_size: windows per forward pass (the last batch is padded, so the model is traced
+            once).
+        pad_value: fill for padding.
+
+    Returns:
+        (H, W) float32 map (probabilities, or the model's raw output if ``from_logits`` is
+        False).
+
+    Raises:
+        ValueError: ``image`` not 2-D or ``overlap`` outside [0, 1).
+
+    Example:
+        >>> identity = lambda x: x
+        >>> image = np.random.rand(100, 70).astype(np.float32)
+        >>> np.allclose(sliding_window_predict(identity, image, 32), image, atol=1e-6)
+        True
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 2:
+        raise ValueError(f"`image` must be 2-D (H, W), received shape {image.shape}")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"`overlap` must be in [0, 1), received {overlap!r}")
+    height, width = image.shape
+    padded = np.pad(
+        image,
+        ((0, max(0, patch_size - height)), (0, max(0, patch_size - width))),
+        constant_values=pad_value,
+    )
+    rows = window_starts(padded.shape[0], patch_size, overlap)
+    cols = window_starts(padded.shape[1], patch_size, overlap)
+    corners = [(r, c) for r in rows for c in cols]
+    weights = gaussian_importance(patch_size)
+    total = np.zeros(padded.shape, np.float64)
+    norm = np.zeros(padded.shape, np.float64)
+    predict = _as_predict_fn(model)
+    flips = FLIPS if tta else FLIPS[:1]
+    for start in range(0, len(corners), batch_size):
+        chunk = corners[start : start + batch_size]
+        windows = np.stack([padded[r : r + patch_size, c : c + patch_size] for r, c in chunk])
+        summed = np.zeros(windows.shape, np.float64)
+        for flip_rows, flip_cols in flips:
+            batch = windows[:, ::-1] if flip_rows else windows
+            batch = batch[:, :, ::-1] if flip_cols else batch
+            full = np.zeros((batch_size, patch_size, patch_size, 1), np.float32)
+            full[: len(chunk), ..., 0] = batch
+            out = predict(full)[: len(chunk)].reshape(len(chunk), patch_size, patch_size)
+            if from_logits:
+                out = 1.0 / (1.0 + np.exp(-np.clip(out, -60, 60)))
+            out = out[:, :, ::-1] if flip_cols else out
+            summed += out[:, ::-1] if flip_rows else out
+        for (r, c), prediction in zip(chunk, summed / len(flips)):
+            total[r : r + patch_size, c : c + patch_size] += weights * prediction
+            norm[r : r + patch_size, c : c + patch_size] += weights
+    return (total / norm)[:height, :width].astype(np.float32)
+
+
+def predict_working(model, work: WorkingImage, config: RecipeConfig) -> np.ndarray:
+    """Probability map of a `WorkingImage` (working resolution), zero outside the breast."""
+    prob = sliding_window_predict(
+        model,
+        work.image,
+        config.patch_size,
+        config.overlap,
+        tta=config.tta,
+        from_logits=True,
+        pad_value=work.background,
+    )
+    return np.where(work.breast, prob, 0.0).astype(np.float32)
+
+
+class Predictor:
+    """A trained recipe model with its settings: original image in, probability map out.
+
+    Args:
+        model: the Keras model (logits head) trained by `train_recipe`.
+        config: its `RecipeConfig` (the threshold chosen on validation included).
+
+    Example:
+        >>> predictor = Predictor.load("runs/beyond/recipe/model.keras")  # doctest: +SKIP
+        >>> prob, work = predictor.predict(read_pixels("mdb001.pgm"))
+    """
+
+    def __init__(self, model, config: RecipeConfig) -> None:
+        self.model = model
+        self.config = config
+
+    @classmethod
+    def load(cls, model_path: str | os.PathLike) -> Predictor:
+        """Load ``model.keras`` and the ``recipe.json`` beside it."""
+        import keras
+
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise FileNotFoundError(f"model file not found: {model_path}")
+        config = load_recipe(model_path)
+        model = keras.saving.load_model(model_path, compile=False)
+        return cls(model, config)
+
+    def predict_working(self, work: WorkingImage) -> np.ndarray:
+        """Probability map at the working resolution of a prepared image."""
+        return predict_working(self.model, work, self.config)
+
+    def predict(self, image: np.ndarray) -> tuple[np.ndarray, WorkingImage]:
+        """(probability map of the original image's shape, the `WorkingImage` used)."""
+        work = preprocess_image(image, self.config)
+        return work.crop.to_original(self.predict_working(work)), work
+
+
+__all__ = [
+    "FLIPS",
+    "Predictor",
+    "gaussian_importance",
+    "predict_working",
+    "sliding_window_predict",
+    "window_starts",
+]
