@@ -377,7 +377,10 @@ class Run:
             "seconds": seconds,
             "split_sizes": {k: len(v) for k, v in getattr(self, "_splits", {}).items()},
         }
-        training.save_json(self.dir / "metrics.json", {"setup": setup, "runs": self.results})
+        summary = [dict(zip(("what", "paper", "ours", "verdict"), row)) for row in findings]
+        training.save_json(
+            self.dir / "metrics.json", {"setup": setup, "findings": summary, "runs": self.results}
+        )
         lines = [
             f"# Section {self.section}: {self.title}",
             "",

@@ -202,7 +202,15 @@ def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
         return {}
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {})}
+    return {key: [_number(row[key]) for row in rows] for key in (rows[0] if rows else {})}
+
+
+def _number(text: str) -> float:
+    """A CSVLogger cell as a float; Keras writes "NA" for a value an epoch did not have."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def to_probability_map(outputs, height: int, width: int) -> np.ndarray:
