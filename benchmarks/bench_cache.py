@@ -95,6 +95,18 @@ def naive(records: list[Record], size: int) -> float:
     return time.perf_counter() - start
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM). Unlike getrusage's ru_maxrss, it is not
+    inherited from the parent that started this process."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(args: argparse.Namespace) -> None:
     """Run one cache build (in a fresh process) and print its time and peak memory."""
     from mammoseg.data.cache import build_cache
@@ -118,7 +130,7 @@ def child(args: argparse.Namespace) -> None:
         json.dumps(
             {
                 "seconds": seconds,
-                "main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "main_mb": peak_rss_mb(),
                 "worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
             }
         )
@@ -173,42 +185,37 @@ def main() -> None:
             f"in {time.perf_counter() - start:.0f} s; target {args.size}², {args.workers} workers\n"
         )
         naive(records[:1], args.size)  # warm-up: imports, page cache
+        load_before = os.getloadavg()[0]
         rows = []
-        seconds = naive(records[: args.naive_images], args.size)
-        naive_rate = args.naive_images / seconds
-        rows.append(
-            ("naive (pydicom + skimage)", args.naive_images, seconds, naive_rate, None, None)
-        )
         for count in args.counts:
             for workers in sorted({1, args.workers}):
                 stats = run_build(records[:count], workdir, args.size, workers)
-                rate = count / stats["seconds"]
-                rows.append(
-                    (
-                        f"build_cache, {workers} worker(s)",
-                        count,
-                        stats["seconds"],
-                        rate,
-                        stats["main_mb"],
-                        stats["worker_mb"] if workers > 1 else None,
-                    )
-                )
+                total = stats["main_mb"] + (workers * stats["worker_mb"] if workers > 1 else 0)
+                name = f"build_cache, {workers} worker(s)"
+                rows.append((name, count, stats["seconds"], stats["main_mb"], total))
+        # The naive path is timed after the builds too, as the machine's load may change.
+        seconds = naive(records[: args.naive_images], args.size)
+        naive_rate = args.naive_images / seconds
+        rows.insert(0, ("naive (pydicom + skimage)", args.naive_images, seconds, None, None))
         header = (
             f"{'method':<28} {'images':>6} {'seconds':>8} {'images/s':>9} {'vs naive':>9} "
-            f"{'peak RSS main':>14} {'peak RSS worker':>16}"
+            f"{'peak RSS main':>14} {'peak RSS total':>15}"
         )
         print(header)
         print("-" * len(header))
-        for name, count, secs, rate, main_mb, worker_mb in rows:
+        for name, count, secs, main_mb, total_mb in rows:
+            rate = count / secs
             main_text = "" if main_mb is None else f"{main_mb:.0f} MB"
-            worker_text = "" if worker_mb is None else f"{worker_mb:.0f} MB"
+            total_text = "" if total_mb is None else f"{total_mb:.0f} MB"
             print(
                 f"{name:<28} {count:>6} {secs:>8.1f} {rate:>9.2f} {rate / naive_rate:>8.1f}x "
-                f"{main_text:>14} {worker_text:>16}"
+                f"{main_text:>14} {total_text:>15}"
             )
         print(
-            "\npeak RSS: resource.getrusage maxrss of the build process and of its largest worker;"
-            "\nthe build holds at most 2 x workers decoded images, whatever the number of images."
+            "\npeak RSS main: VmHWM of the build process; total: main + workers x the largest"
+            "\nworker's peak (an upper bound). At most 2 x workers images are in flight, whatever"
+            f"\nthe number of images. Load average (1 min) before / after: {load_before:.1f} / "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

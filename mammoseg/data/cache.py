@@ -97,13 +97,14 @@ def _resample(array: np.ndarray, shape: tuple[int, int], band: int = 128) -> np.
     """
     rows = resample_matrix(array.shape[0], shape[0])
     cols = resample_matrix(array.shape[1], shape[1])
-    tall = np.empty((shape[0], array.shape[1]), np.float32)
+    out = np.empty(shape, np.float32)
     for start in range(0, shape[0], band):
         part = rows[start : start + band]
         first, last = part.indices.min(), part.indices.max() + 1
         block = array[first:last].astype(np.float32, copy=False)
-        tall[start : start + band] = part[:, first:last] @ block
-    return np.asarray((cols @ tall.T).T)
+        tall = part[:, first:last] @ block  # (band, width): small enough to transpose in cache
+        out[start : start + band] = (cols @ tall.T).T
+    return out
 
 
 def _resample_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -240,7 +240,8 @@ def mask_geometry(
         >>> mask_geometry(np.pad(np.ones((2, 2)), 1))
         ((1.5, 1.5), 1.1283791670955126)
     """
-    inside = np.asarray(mask) > 0
+    inside = np.asarray(mask)
+    inside = inside if inside.dtype == bool else inside > 0
     any_rows = np.flatnonzero(inside.any(axis=1))
     if any_rows.size == 0:
         return None
