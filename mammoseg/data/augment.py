@@ -13,6 +13,7 @@ as a NumPy `flow(images, masks, batch_size, seed)` generator.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
 
 import keras
@@ -51,7 +52,11 @@ class RotationAugment:
         horizontal_flip: bool = False,
         vertical_flip: bool = False,
     ) -> None:
-        if not isinstance(rotation_range, (int, float)) or rotation_range < 0:
+        if (
+            isinstance(rotation_range, bool)
+            or not isinstance(rotation_range, numbers.Real)
+            or rotation_range < 0
+        ):
             raise ValueError(
                 f"`rotation_range` must be a number of degrees >= 0, received {rotation_range!r}"
             )
@@ -170,6 +175,12 @@ class RotationAugment:
             )
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive integer, received {batch_size!r}")
+        if len(images) == 0:
+            raise ValueError("`images` is empty: nothing to flow")
+        # Validation above runs when `flow` is called; the batches come from an inner generator.
+        return self._batches(images, masks, int(batch_size), seed, shuffle)
+
+    def _batches(self, images, masks, batch_size, seed, shuffle):
         rng = np.random.default_rng(seed)
         while True:
             order = rng.permutation(len(images)) if shuffle else np.arange(len(images))

@@ -94,8 +94,11 @@ def _parse_line(fields: list[str], where: Path, lineno: int, text: str):
     )
 
 
-def parse_info(info_path: str | os.PathLike) -> OrderedDict[str, tuple[str, list[Lesion], int]]:
-    """Parse a MIAS `Info.txt` → {refnum: (tissue, lesions, first line number)}, in file order.
+def parse_info(
+    info_path: str | os.PathLike,
+) -> OrderedDict[str, tuple[str, list[tuple[Lesion, int]], int]]:
+    """Parse a MIAS `Info.txt` → {refnum: (tissue, [(lesion, line number)], first line number)},
+    in file order.
 
     Lesion centres here still hold MIAS (y, x) with y from the bottom; `read_mias` converts them
     to (row, col) once it knows each image's height.
@@ -109,7 +112,8 @@ def parse_info(info_path: str | os.PathLike) -> OrderedDict[str, tuple[str, list
         text = info_path.read_text(encoding="latin-1")
     except OSError as err:
         raise MammosegDataError(f"cannot read: {err.strerror}", path=info_path) from err
-    entries: OrderedDict[str, tuple[str, list[Lesion], int]] = OrderedDict()
+    entries: OrderedDict[str, tuple[str, list[tuple[Lesion, int]], int]] = OrderedDict()
+    normal: set[str] = set()
     for lineno, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         # The header is free text; data lines are the ones that start with a reference number.
@@ -132,14 +136,16 @@ def parse_info(info_path: str | os.PathLike) -> OrderedDict[str, tuple[str, list
                 )
         else:
             entries[refnum] = (tissue, [], lineno)
-        if lesion is not None:
-            entries[refnum][1].append(lesion)
-        elif entries[refnum][1]:
+        if (lesion is not None and refnum in normal) or (lesion is None and entries[refnum][1]):
             raise MammosegDataError(
                 f"{refnum} is listed as NORM but also has abnormalities",
                 path=info_path,
                 line=lineno,
             )
+        if lesion is not None:
+            entries[refnum][1].append((lesion, lineno))
+        else:
+            normal.add(refnum)
     if not entries:
         raise MammosegDataError("no data lines (mdbNNN ...) found", path=info_path)
     return entries
@@ -186,14 +192,14 @@ def read_mias(
     entries = parse_info(info_path)
 
     records, absent = [], []
-    for refnum, (tissue, lesions, lineno) in entries.items():
+    for refnum, (tissue, lesions, first_line) in entries.items():
         image_path = root / f"{refnum}.pgm"
         if not image_path.is_file():
-            absent.append((refnum, lineno))
+            absent.append((refnum, first_line))
             continue
         height, width = read_pgm_shape(image_path)
         placed = []
-        for lesion in lesions:
+        for lesion, lineno in lesions:
             if lesion.center is not None:
                 y, x = lesion.center
                 if not (0 <= x < width and 0 < y <= height):

@@ -58,6 +58,8 @@ def oversample(
     Example:
         >>> train = oversample(train, threshold=50, factor=3)  # doctest: +SKIP
     """
+    if by not in ("radius", "area"):
+        raise ValueError(f"`by` must be 'radius' or 'area', received {by!r}")
     if not isinstance(factor, (int, np.integer)) or factor < 1:
         raise ValueError(f"`factor` must be an integer >= 1, received {factor!r}")
     sizes = [lesion_size(r, by, kinds) for r in records]

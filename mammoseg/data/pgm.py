@@ -103,6 +103,14 @@ def write_pgm(path: str | os.PathLike, pixels: np.ndarray, maxval: int | None = 
         )
     if maxval is None:
         maxval = 255 if pixels.dtype == np.uint8 else 65535
+    limit = 255 if pixels.dtype == np.uint8 else 65535
+    if not 0 < maxval <= limit or (pixels.dtype == np.uint16 and maxval < 256):
+        raise ValueError(
+            f"`maxval` {maxval} does not fit {pixels.dtype} pixels "
+            "(uint8: 1-255, uint16: 256-65535)"
+        )
+    if pixels.size and int(pixels.max()) > maxval:
+        raise ValueError(f"pixel value {int(pixels.max())} exceeds `maxval` {maxval}")
     height, width = pixels.shape
     body = pixels.astype(">u2").tobytes() if pixels.dtype == np.uint16 else pixels.tobytes()
     path = Path(path)

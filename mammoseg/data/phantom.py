@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from mammoseg.data.pgm import write_pgm
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MASS_STYLES = {"CIRC": "circumscribed", "SPIC": "spiculated", "MISC": "ill-defined"}
 DEFAULT_N_IMAGES = 322  # as many as MIAS
 # Two-piece log-normal matching the MIAS quartiles: median m, lower quartile q1, upper q3.
@@ -182,10 +182,12 @@ def lesion_contrast(image: np.ndarray, center, radius) -> float:
 def _place_lesion(rng, image, region, kind, scale, mias_class):
     """Add one lesion to ``image`` in place at the contrast drawn for it; return its record."""
     height, width = image.shape
+    # At least 2 px whatever the image size, so the ring r..1.5r always holds pixels.
     if kind == "mass":
         radius = float(np.clip(_two_piece_lognormal(rng, _RADIUS_AT_1024), 10.0, 197.0) * scale)
     else:
         radius = float(np.clip(rng.lognormal(np.log(40.0), 0.5), 8.0, 120.0) * scale)
+    radius = max(radius, 2.0)
     # The centre lies inside the breast, with its ring r..1.5r inside too where possible.
     depth_in = distance_transform_edt(region)
     inner = np.argwhere(depth_in >= 1.5 * radius)

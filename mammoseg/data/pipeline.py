@@ -130,8 +130,9 @@ def make_dataset(
 
     def load(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image, mask = tf.numpy_function(gather, [index], [tf.float32, tf.float32])
-        image.set_shape([None, height, width, 1])
-        mask.set_shape([None, height, width, 1])
+        static_batch = batch_size if drop_remainder else None
+        image.set_shape([static_batch, height, width, 1])
+        mask.set_shape([static_batch, height, width, 1])
         return image, mask
 
     data = tf.data.Dataset.range(len(images))
@@ -142,7 +143,8 @@ def make_dataset(
     data = data.batch(batch_size, drop_remainder=drop_remainder)
     data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     if augment is not None:
-        seeds = tf.data.Dataset.random(seed=seed).batch(2)
+        # New seeds every epoch (Keras iterates the dataset afresh each epoch).
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         data = tf.data.Dataset.zip((data, seeds)).map(
             lambda batch, s: augment.apply(batch[0], batch[1], s),
             num_parallel_calls=tf.data.AUTOTUNE,

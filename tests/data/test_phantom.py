@@ -176,14 +176,15 @@ def test_synthesize_mammogram_contents():
 
 
 def test_no_nan_for_the_smallest_lesions():
-    # At 64 px a radius-0.57 calcification (index 15 of seed 0) has no pixel in its ring
-    # r..1.5r; the contrast fit must not turn the patch into NaN (written as black to the PGM).
+    # At 64 px this calcification (index 15 of seed 0) would scale to radius 0.57, whose ring
+    # r..1.5r holds no pixel; radii are floored at 2 px so the contrast fit never sees an empty
+    # ring (it used to turn the patch into NaN, written as black to the PGM).
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ph = phantom.synthesize_mammogram(
             np.random.default_rng([0, 15]), (64, 64), normal_fraction=0.2, mirror=False
         )
-    assert ph.lesions and ph.lesions[0].radius < 1.0
+    assert ph.lesions and ph.lesions[0].radius == 2.0
     assert np.isfinite(ph.image).sum() == 64 * 64
     assert [str(w.message) for w in caught] == []
 
