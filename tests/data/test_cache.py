@@ -247,3 +247,37 @@ def test_pipeline_reads_the_cache(tmp_path, cbis_records):
     cached_images, cached_masks, _ = read_cache(path)
     np.testing.assert_array_equal(images.numpy()[..., 0], cached_images[:4])
     assert sum(int(b[0].shape[0]) for b in batches) == len(cbis_records)
+
+
+def test_real_jpeg2000_mammogram_cache(tmp_path):
+    source = REPO.parent / "shared" / "data" / "dicom" / "nema" / "MG1_J2KI"
+    if not source.is_file():
+        pytest.skip(f"real DICOM {source} not found")
+    from mammoseg.data import Record
+
+    record = Record("MG1_J2KI", "nema", "nema", str(source), laterality="L", view="MLO")
+    path = build_cache([record], tmp_path / "nema.h5", size=256, resize="pad", progress=False)
+    images, masks, _ = read_cache(path)
+    height, width, sy, sx, oy, ox = read_transforms(path)[0]
+    assert (height, width, oy, ox) == (4664, 3064, 0, 44)  # 256 x 168 centred: 44 px each side
+    inner = images[0, :, 44:212]
+    # Area averaging keeps the mean brightness (1610.84 / 4095 over the whole film).
+    assert inner.mean() == pytest.approx(1610.8409 / 4095, abs=2e-3)
+    assert images[0, :, :44].max() == 0 and not masks.any()
+
+
+@pytest.mark.slow
+def test_real_scale_phantom_end_to_end(tmp_path):
+    """One mammogram at the real CBIS scale (long side 4000) → 1024² cache → tf.data."""
+    root = write_cbis_phantom(tmp_path / "cbis", 1, seed=0, size=None, progress=False)
+    records = load_records("cbis-ddsm", root)
+    assert records[0].shape[0] == 4000
+    path = build_cache(records, tmp_path / "big.h5", size=1024, resize="stretch", kinds=None)
+    images, masks, cached = read_cache(path)
+    assert images.shape == (len(records), 1024, 1024) and masks[0].any()
+    lesion = cached[0].lesions[0]
+    row, col = lesion.center
+    assert masks[0][int(row * 1024 / 4000), int(col * 1024 / records[0].shape[1])] == 1
+    pipeline = pytest.importorskip("mammoseg.data.pipeline")
+    image, mask = next(iter(pipeline.make_dataset(path, None, batch_size=1, progress=False)))
+    assert image.shape == (1, 1024, 1024, 1) and float(mask.numpy().sum()) > 0

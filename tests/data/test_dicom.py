@@ -10,7 +10,14 @@ import pydicom.uid as uids
 import pytest
 
 from mammoseg.data import MammosegDataError
-from mammoseg.data.dicom import read_dicom, read_dicom_header, sample_rows, write_dicom
+from mammoseg.data.dicom import (
+    normalise,
+    read_dicom,
+    read_dicom_header,
+    read_dicom_stored,
+    sample_rows,
+    write_dicom,
+)
 from mammoseg.data.records import read_pixels
 
 DICOM_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "dicom"
@@ -202,3 +209,11 @@ def test_invalid_arguments(tmp_path):
         write_dicom(tmp_path / "b.dcm", np.zeros((4, 4), np.float32))
     with pytest.raises(MammosegDataError, match="no usable Window"):
         read_dicom(path, voi="window")
+
+
+def test_stored_values_and_normalise_agree_with_read_dicom():
+    path = real("nema/RG3_UNC")
+    stored, meta, _ = read_dicom_stored(path)
+    assert meta["value_range"] == (0.0, 1023.0) and meta["inverted"]  # MONOCHROME1
+    assert stored[880, 880] == 306
+    np.testing.assert_array_equal(normalise(stored, meta), read_dicom(path)[0])
