@@ -10,8 +10,8 @@ resizing them is most of the cost of an epoch. `build_cache` does it once into o
   the resized image inside the cache frame, so predictions map back (`to_original_size`);
 * ``geometry`` (M, 3): each lesion's centroid row, column and equal-area radius in original
   pixels, measured on the full-resolution mask;
-* ``manifest``: JSON text (never pickle) of the parameters, the records, and each source
-  file's size and modification time.
+* ``manifest``: JSON text (never pickle) of the parameters and the records; ``sources``
+  (N, F, 2): size and modification time of each record's image and mask files.
 
 Resizing is area averaging (a box filter: every source pixel counts by the area it covers)
 applied as two sparse matrix products, which is exact anti-aliasing for any factor and far
@@ -22,7 +22,8 @@ most covered pixel, so it never vanishes (the authors' ``== 255`` threshold eras
 Fault tolerance: the file is written as ``<path>.part`` with all storage allocated up front,
 so writing an image never touches HDF5 metadata; a ``done`` flag is set, and the file flushed,
 after each image. A build killed at any point resumes where it stopped; a complete file is
-renamed to ``path``. A cache whose parameters, records or source files changed is rebuilt.
+renamed to ``path``. A cache whose parameters or records changed is rebuilt; images whose
+source files changed are decoded again (only those).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from tqdm.auto import tqdm
 from mammoseg.data.errors import MammosegDataError
 from mammoseg.data.records import LESION_KINDS, Lesion, Record, Size, draw_circle, parse_size
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 RESIZE_MODES = ("pad", "stretch")
 
 
@@ -325,31 +326,39 @@ def _record_from_json(entry: dict[str, Any]) -> Record:
     return Record(**dict(entry, lesions=lesions, shape=shape))
 
 
-def _manifest(records: Sequence[Record], target, resize: str, kinds) -> dict[str, Any]:
-    sources, absent = [], []
-    for record in records:
-        files = [record.path] + [les.mask_path for les in _drawable(record) if les.mask_path]
-        stats = []
-        for name in files:
+def _source_files(record: Record) -> list[str]:
+    return [record.path] + [les.mask_path for les in _drawable(record) if les.mask_path]
+
+
+def _source_stats(records: Sequence[Record], require: bool = True) -> np.ndarray:
+    """(N, F, 2) int64 [size, mtime_ns] of each record's files (image, then masks); -1 pads
+    and, unless ``require``, stands for a missing file."""
+    files = [_source_files(record) for record in records]
+    stats = np.full((len(records), max(map(len, files)), 2), -1, np.int64)
+    absent = []
+    for i, names in enumerate(files):
+        for j, name in enumerate(names):
             try:
                 stat = os.stat(name)
             except OSError:
                 absent.append(str(name))
                 continue
-            stats.append([str(name), stat.st_size, stat.st_mtime_ns])
-        sources.append(stats)
-    if absent:
+            stats[i, j] = stat.st_size, stat.st_mtime_ns
+    if absent and require:
         more = f" and {len(absent) - 10} more" if len(absent) > 10 else ""
         raise MammosegDataError(
             f"{len(absent)} source file(s) not found: {', '.join(absent[:10])}{more}"
         )
+    return stats
+
+
+def _manifest(records: Sequence[Record], target, resize: str, kinds) -> dict[str, Any]:
     manifest = {
         "version": CACHE_VERSION,
         "size": list(target),
         "resize": resize,
         "kinds": None if kinds is None else sorted(kinds),
         "records": [asdict(record) for record in records],
-        "sources": sources,
     }
     return json.loads(json.dumps(manifest, default=_jsonable))  # as it will read back
 
@@ -359,20 +368,21 @@ def _read_manifest(handle) -> dict[str, Any]:
 
 
 def _stale_reason(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Why a cache of manifest ``old`` cannot serve ``new`` at all (None: it can)."""
     for key in ("version", "size", "resize", "kinds"):
         if old.get(key) != new[key]:
             return f"{key} was {old.get(key)!r}, now {new[key]!r}"
     if old.get("records") != new["records"]:
         return "the records differ"
-    changed = [
-        now[0]
-        for before, after in zip(old["sources"], new["sources"])
-        for was, now in zip(before, after)
-        if was != now
-    ]
-    if changed or old["sources"] != new["sources"]:
-        return "source files changed since the build: " + ", ".join(changed[:5])
     return None
+
+
+def _changed(stored: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Indices of images whose source files changed (a missing current file counts as not)."""
+    if stored.shape != current.shape:
+        return np.arange(len(current))
+    differs = (stored != current).any(axis=2) & (current[..., 0] >= 0)
+    return np.flatnonzero(differs.any(axis=1))
 
 
 # --------------------------------------------------------------------------- HDF5 file
@@ -395,7 +405,7 @@ def _allocate(handle, name: str, shape: tuple[int, ...], dtype, chunks=None) -> 
     h5py.h5d.create(handle.id, name.encode(), h5py.h5t.py_create(np.dtype(dtype)), space, dcpl=dcpl)
 
 
-def _create(part: Path, manifest: dict[str, Any], offsets: np.ndarray) -> None:
+def _create(part: Path, manifest: dict[str, Any], offsets: np.ndarray, stats: np.ndarray) -> None:
     import h5py
 
     n, m = len(manifest["records"]), int(offsets[-1])
@@ -404,6 +414,8 @@ def _create(part: Path, manifest: dict[str, Any], offsets: np.ndarray) -> None:
         text = json.dumps(manifest).encode("utf-8")
         handle.create_dataset("manifest", data=np.frombuffer(text, np.uint8))
         handle.create_dataset("instance_offsets", data=offsets)
+        _allocate(handle, "sources", stats.shape, np.int64)
+        handle["sources"][...] = stats
         _allocate(handle, "images", (n, height, width), np.float32, (1, height, width))
         _allocate(handle, "masks", (n, height, width), np.uint8, (1, height, width))
         _allocate(handle, "instance_masks", (m, height, width), np.uint8, (1, height, width))
@@ -427,8 +439,9 @@ def build_cache(
 
     Resumable and safe: the file is built as ``<path>.part`` and renamed when complete; run
     again after an interruption and only the missing images are processed. An existing cache
-    is reused only if its parameters, records and source files (size and modification time)
-    are unchanged; otherwise it is rebuilt, with a warning saying why.
+    is reused as is only if its parameters, records and source files (size and modification
+    time) are unchanged. Other parameters or records: it is rebuilt; changed source files:
+    those images are cached again. Either way a warning says why.
 
     Args:
         records: the mammograms (any source).
@@ -472,15 +485,26 @@ def build_cache(
     path = Path(path)
     part = path.with_name(path.name + ".part")
     manifest = _manifest(records, target, resize, kinds)
+    stats = _source_stats(records)
     if path.is_file():
         try:
             with h5py.File(path, "r") as handle:
                 reason = _stale_reason(_read_manifest(handle), manifest)
+                changed = _changed(handle["sources"][...], stats)
         except (OSError, KeyError, ValueError) as err:
             reason = f"unreadable ({err})"
-        if reason is None:
+        if reason is None and not len(changed):
             return path
-        warnings.warn(f"{path}: stale cache, rebuilding: {reason}", stacklevel=2)
+        if reason is None:  # same parameters and records: redo only the changed images
+            names = ", ".join(records[i].image_id for i in changed[:5])
+            warnings.warn(
+                f"{path}: stale cache, re-caching {len(changed)} image(s) whose source files "
+                f"changed since the build: {names}",
+                stacklevel=2,
+            )
+            os.replace(path, part)
+        else:
+            warnings.warn(f"{path}: stale cache, rebuilding: {reason}", stacklevel=2)
     offsets = np.cumsum([0] + [len(_drawable(r)) for r in records]).astype(np.int64)
     resume = False
     if part.is_file():
@@ -488,15 +512,17 @@ def build_cache(
             with h5py.File(part, "r") as handle:
                 resume = _stale_reason(_read_manifest(handle), manifest) is None
                 resume = resume and handle["done"].shape == (len(records),)
+                changed = _changed(handle["sources"][...], stats)
+                done = handle["done"][...].astype(bool)
         except Exception:  # a build killed while creating the file: start again
             resume = False
     if not resume:
         part.unlink(missing_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _create(part, manifest, offsets)
-
-    with h5py.File(part, "r") as handle:
-        todo = np.flatnonzero(handle["done"][...] == 0)
+        _create(part, manifest, offsets, stats)
+        changed, done = np.zeros(0, np.int64), np.zeros(len(records), bool)
+    done[changed] = False
+    todo = np.flatnonzero(~done)
     if workers is None:
         workers = min(os.cpu_count() or 1, 4) if len(todo) >= 8 else 1
     jobs = [(int(i), records[i], target, resize, kinds) for i in todo]
@@ -511,6 +537,11 @@ def build_cache(
     )
     try:
         with h5py.File(part, "r+", rdcc_nbytes=0) as handle, bar:
+            if len(changed):  # unmark first: a crash in between must not trust old pixels
+                handle["done"][changed] = 0
+                handle.flush()
+                handle["sources"][changed] = stats[changed]
+                handle.flush()
             for index, result in _run(jobs, pool):
                 start, stop = offsets[index], offsets[index + 1]
                 handle["images"][index] = result["image"]
@@ -590,27 +621,19 @@ def read_cache(
     path = Path(path)
     handle, manifest = _open_complete(path)
     try:
+        records = [_record_from_json(entry) for entry in manifest["records"]]
         if verify:
-            changed = []
-            for stats in manifest["sources"]:
-                for name, size, mtime in stats:
-                    try:
-                        stat = os.stat(name)
-                    except OSError:
-                        continue
-                    if (stat.st_size, stat.st_mtime_ns) != (size, mtime):
-                        changed.append(name)
-            if changed:
+            changed = _changed(handle["sources"][...], _source_stats(records, require=False))
+            if len(changed):
                 raise MammosegDataError(
-                    f"stale cache: {len(changed)} source file(s) changed since it was built, "
-                    f"e.g. {changed[0]}; run build_cache again to rebuild it",
+                    f"stale cache: the source files of {len(changed)} image(s) changed since "
+                    f"it was built, e.g. {records[changed[0]].path}; run build_cache again "
+                    "to re-cache them",
                     path=path,
                 )
         offsets = handle["instance_offsets"][...]
         geometry = handle["geometry"][...]
-        records = []
-        for index, entry in enumerate(manifest["records"]):
-            record = _record_from_json(entry)
+        for index, record in enumerate(records):
             measured = iter(geometry[offsets[index] : offsets[index + 1]])
             lesions = []
             for lesion in record.lesions:
@@ -620,7 +643,7 @@ def read_cache(
                         lesion, center=(float(row[0]), float(row[1])), radius=float(row[2])
                     )
                 lesions.append(lesion)
-            records.append(replace(record, lesions=tuple(lesions)))
+            records[index] = replace(record, lesions=tuple(lesions))
         if isinstance(kinds, str) and kinds == "built":
             masks = handle["masks"] if lazy else handle["masks"][...]
         else:

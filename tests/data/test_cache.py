@@ -203,20 +203,28 @@ def test_killed_build_resumes(tmp_path, cbis_records):
             np.testing.assert_array_equal(a, b)
 
 
-def test_stale_cache_is_rebuilt_not_used(tmp_path, mias_records):
+def test_stale_cache_is_rebuilt_not_used(tmp_path, mias_records, monkeypatch):
     path = build_cache(mias_records, tmp_path / "s.h5", size=64, resize="stretch")
+    reference = read_cache(path)
     stamp = path.stat().st_mtime_ns
     assert build_cache(mias_records, path, size=64, resize="stretch") == path
     assert path.stat().st_mtime_ns == stamp  # up to date: reused as is
     source = Path(mias_records[2].path)
     os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
-    with pytest.raises(MammosegDataError, match="stale cache: 1 source file"):
+    with pytest.raises(MammosegDataError, match="stale cache: the source files of 1 image"):
         read_cache(path)
-    with pytest.warns(UserWarning, match="stale cache, rebuilding: source files changed"):
+    calls = []
+    real = cache_module._process
+    monkeypatch.setattr(cache_module, "_process", lambda r, *a: calls.append(r) or real(r, *a))
+    with pytest.warns(UserWarning, match="stale cache, re-caching 1 image.* mdb003"):
         build_cache(mias_records, path, size=64, resize="stretch")
-    read_cache(path)
+    assert [r.image_id for r in calls] == ["mdb003"]  # only the changed image is decoded again
+    for a, b in zip(reference, read_cache(path)):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
     with pytest.warns(UserWarning, match="stale cache, rebuilding: resize was 'stretch'"):
         build_cache(mias_records, path, size=64, resize="pad")
+    assert len(calls) == 1 + len(mias_records)
 
 
 def test_invalid_arguments_and_files(tmp_path, mias_records):
