@@ -180,7 +180,8 @@ def write_cbis_phantom(
     disk_root = root / "CBIS-DDSM" if naming == "nbia" else root
     rows = {name: [] for name in CSV_NAMES}
     for index in tqdm(range(n_images), desc="CBIS phantom", disable=not progress):
-        patient_index, (side, view) = divmod(index, 4)[0], _VIEWS[index % 4]
+        patient_index, view_index = divmod(index, 4)
+        side, view = _VIEWS[view_index]
         split = (
             "Test"
             if np.random.default_rng([seed, 10**6 + patient_index]).uniform() < 0.2
