@@ -28,7 +28,7 @@ def window_starts(length: int, window: int, overlap: float) -> list[int]:
 
     Example:
         >>> window_starts(300, 128, 0.5)
-        [0, 86, 172]
+        [0, 57, 115, 172]
     """
     if length <= window:
         return [0]
