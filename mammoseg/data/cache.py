@@ -281,7 +281,9 @@ def _pool(workers: int) -> ProcessPoolExecutor | None:
     return pool
 
 
-def _run(jobs: list[tuple], pool: ProcessPoolExecutor | None) -> Iterator[tuple[int, dict]]:
+def _run(
+    jobs: list[tuple], pool: ProcessPoolExecutor | None, workers: int
+) -> Iterator[tuple[int, dict]]:
     """Results of ``jobs`` in completion order; at most 2 x workers images in flight."""
     if pool is None:
         for job in jobs:
@@ -289,7 +291,7 @@ def _run(jobs: list[tuple], pool: ProcessPoolExecutor | None) -> Iterator[tuple[
         return
     from concurrent.futures import FIRST_COMPLETED, wait
 
-    pending, limit = set(), 2 * pool._max_workers
+    pending, limit = set(), 2 * workers
     try:
         for job in jobs:
             pending.add(pool.submit(_work, job))
@@ -542,7 +544,7 @@ def build_cache(
                 handle.flush()
                 handle["sources"][changed] = stats[changed]
                 handle.flush()
-            for index, result in _run(jobs, pool):
+            for index, result in _run(jobs, pool, workers):
                 start, stop = offsets[index], offsets[index + 1]
                 handle["images"][index] = result["image"]
                 handle["masks"][index] = result["mask"]
