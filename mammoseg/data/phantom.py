@@ -316,7 +316,7 @@ def generate(
     root: str | os.PathLike,
     n_images: int,
     seed: int = 0,
-    size: int | None = 1024,
+    size: int | None = None,
     layout: str = "mias",
     normal_fraction: float = 0.6,
     progress: bool = True,
@@ -330,8 +330,8 @@ def generate(
         root: folder to write (created; existing files of the same names are replaced).
         n_images: number of mammograms (an even number makes whole patients).
         seed: random seed.
-        size: image side in pixels (MIAS: 1024). For the CBIS-DDSM layout, the long side
-            (None: about 4000, the real scale).
+        size: for the MIAS layout the image side in pixels (None: 1024, as MIAS); for the
+            CBIS-DDSM layout the long side (None: about 4000, the real scale).
         layout: "mias" (PGM + Info.txt) or "cbis-ddsm" (DICOMs + case-description CSVs).
         normal_fraction: share of images without lesions (MIAS: about 0.6).
         progress: show a tqdm progress bar.
@@ -352,7 +352,9 @@ def generate(
         from mammoseg.data.phantom_cbis import write_cbis_phantom
 
         return write_cbis_phantom(root, n_images, seed, size)
-    if size is None or size < 64:
+    if size is None:
+        size = 1024
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 64:
         raise ValueError(
             f"`size` must be at least 64 pixels for the MIAS layout, received {size!r}"
         )

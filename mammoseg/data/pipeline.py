@@ -103,7 +103,7 @@ def make_dataset(
     elif isinstance(records, (str, os.PathLike)):
         from mammoseg.data.cache import read_cache
 
-        images, masks, _ = read_cache(Path(records))
+        images, masks, _ = read_cache(Path(records), kinds=kinds)
         target = parse_size(size)
         if target is not None and tuple(images.shape[1:3]) != target:
             raise ValueError(

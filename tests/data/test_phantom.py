@@ -11,7 +11,7 @@ import pytest
 import mammoseg.data as data
 from mammoseg.data import phantom
 from mammoseg.data.mias import read_mias
-from mammoseg.data.pgm import read_pgm
+from mammoseg.data.pgm import read_pgm, read_pgm_shape
 from mammoseg.data.records import load_image, load_mask
 
 # --------------------------------------------------------------------------- generate
@@ -135,7 +135,7 @@ def test_load_records_phantom_with_root(tmp_path):
         (dict(n_images=2.0), r"`n_images` .*received 2.0"),
         (dict(layout="x"), r"`layout` must be 'mias' or 'cbis-ddsm', received 'x'"),
         (dict(size=10), r"`size` must be at least 64 pixels for the MIAS layout, received 10"),
-        (dict(size=None), r"`size` .*received None"),
+        (dict(size="big"), r"`size` .*received 'big'"),
         (dict(normal_fraction=1.5), r"`normal_fraction` must be in \[0, 1\], received 1.5"),
     ],
 )
@@ -333,3 +333,8 @@ def test_normal_fraction_is_adjustable(tmp_path):
     phantom.generate(tmp_path, n_images=100, seed=0, size=128, normal_fraction=0.2, progress=False)
     share = np.mean([not r.lesions for r in read_mias(tmp_path)])
     assert share == pytest.approx(0.2, abs=0.1)
+
+
+def test_generate_without_size_writes_mias_sized_images(tmp_path):
+    phantom.generate(tmp_path, n_images=1, seed=0, progress=False)
+    assert read_pgm_shape(tmp_path / "mdb001.pgm") == (1024, 1024)
