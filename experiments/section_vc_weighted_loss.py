@@ -7,7 +7,8 @@ stop our model from converging to predicting all 0s".
 
 This script trains the same UNet under the same budget with:
   * plain BCE (1:1) and weighted BCE at the paper's 1:10, 1:1e6 and 1:1.5e6,
-  * two overlap losses the paper did not try, Dice and focal Tversky,
+  * two overlap losses the paper did not try, Dice and focal Tversky, computed over the batch
+    (per image, lesion-free images reward empty predictions),
 records the mean IoU of both classes every half epoch on validation images (the paper's Fig. 4)
 beside foreground IoU, Dice and the empty-prediction rate, and reports on the validation and
 test splits (patients never shared).
@@ -31,10 +32,13 @@ LOSSES = {
     "wbce_1_10": (lambda: losses.WeightedBinaryCrossentropy(10.0), "weighted BCE 1:10"),
     "wbce_1_1e6": (lambda: losses.WeightedBinaryCrossentropy(1e6), "weighted BCE 1:1e6"),
     "wbce_1_1.5e6": (lambda: losses.WeightedBinaryCrossentropy(1.5e6), "weighted BCE 1:1.5e6"),
-    "dice": (lambda: losses.DiceLoss(), "Dice"),
+    # Overlap losses over the whole batch: per image, a lesion-free image predicted empty is a
+    # perfect score, and with ~60 % of images lesion-free that pulls the model to empty masks
+    # too (measured: per-image Dice collapsed like BCE at this budget).
+    "dice": (lambda: losses.DiceLoss(over_batch=True), "batch Dice"),
     "focal_tversky": (
-        lambda: losses.FocalTverskyLoss(alpha=0.3, beta=0.7, gamma=0.75),
-        "focal Tversky",
+        lambda: losses.FocalTverskyLoss(alpha=0.3, beta=0.7, gamma=0.75, over_batch=True),
+        "batch focal Tversky",
     ),
 }
 LEARNING_RATE = {"quick": 1e-3, "default": 1e-3, "paper": 1e-4}  # paper/authors: Adam 1e-4
@@ -89,7 +93,11 @@ def _notes(run: common.Run) -> str:
         "whose prediction is empty) and Dice per image are the numbers that show a collapse. "
         f"All losses share one budget: Adam {LEARNING_RATE[run.scale.name]:g}, "
         f"{run.scale.epochs} epoch(s), UNet base {run.scale.base_filters} filters, "
-        f"depth {run.scale.depth}, threshold 0.5."
+        f"depth {run.scale.depth}, threshold 0.5. The overlap losses sum their counts over the "
+        "whole batch (nnU-Net's 'batch Dice'): computed per image, a lesion-free image predicted "
+        "empty scores a perfect 0 loss, and with about 60 % of images lesion-free that pulls the "
+        "model to empty masks exactly like cross-entropy (our first default run: per-image Dice "
+        "and focal Tversky both ended with an empty-prediction rate of 1.00 on test)."
     )
 
 

@@ -45,6 +45,25 @@ def _probabilities(y_pred: Any, from_logits: bool) -> Any:
     return ops.sigmoid(y_pred) if from_logits else ops.clip(y_pred, 0.0, 1.0)
 
 
+def _overlap_sums(y_true: Any, p: Any, axes: list[int], over_batch: bool):
+    """(TP, FP, FN) per image, or over the whole batch repeated for every image.
+
+    Over the batch ("batch Dice", as nnU-Net) an image without tumour no longer rewards an empty
+    prediction on its own: per image, smoothing makes an empty prediction on a normal image a
+    perfect score, and with most images normal that pulls the model towards predicting nothing.
+    """
+    reduce_axes = [0, *axes] if over_batch else axes
+    sums = [
+        ops.sum(p * y_true, axis=reduce_axes),
+        ops.sum(p * (1.0 - y_true), axis=reduce_axes),
+        ops.sum((1.0 - p) * y_true, axis=reduce_axes),
+    ]
+    if over_batch:  # one value for the batch, repeated for every image (Keras averages them)
+        zeros = ops.sum(ops.zeros_like(y_true), axis=axes)
+        sums = [zeros + value for value in sums]
+    return sums
+
+
 def weighted_binary_crossentropy(
     y_true: Any,
     y_pred: Any,
@@ -104,24 +123,28 @@ def tversky_index(
     beta: float = 0.5,
     smooth: float = 1.0,
     from_logits: bool = False,
+    over_batch: bool = False,
 ) -> Any:
     """Soft Tversky index per image: ``(TP + s) / (TP + α FP + β FN + s)`` (Salehi et al. 2017).
 
     ``alpha`` weighs false positives and ``beta`` false negatives; α = β = 0.5 is the Dice
     coefficient (with smoothing 2s). TP, FP, FN are sums of ``p y``, ``p (1 - y)`` and
-    ``(1 - p) y`` over the image.
+    ``(1 - p) y`` over the image, or over the whole batch with ``over_batch=True`` (every
+    image then gets the batch's value).
     An image with empty truth and prediction scores 1 (``smooth`` > 0).
     """
     y_true, y_pred, axes = _prepare(y_true, y_pred)
     p = _probabilities(y_pred, from_logits)
-    tp = ops.sum(p * y_true, axis=axes)
-    fp = ops.sum(p * (1.0 - y_true), axis=axes)
-    fn = ops.sum((1.0 - p) * y_true, axis=axes)
+    tp, fp, fn = _overlap_sums(y_true, p, axes, over_batch)
     return (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)
 
 
-def dice_loss(y_true: Any, y_pred: Any, smooth: float = 1.0, from_logits: bool = False) -> Any:
+def dice_loss(
+    y_true: Any, y_pred: Any, smooth: float = 1.0, from_logits: bool = False, over_batch=False
+) -> Any:
     """Per-image ``1 - (2 Σ p y + s) / (Σ p + Σ y + s)``; 0 for empty truth and prediction.
+
+    With ``over_batch=True`` the sums run over the whole batch ("batch Dice").
 
     Example:
         >>> round(float(dice_loss([[1.0, 0.0]], [[1.0, 1.0]], smooth=0.0)[0]), 4)  # 1 - 2/3
@@ -129,9 +152,8 @@ def dice_loss(y_true: Any, y_pred: Any, smooth: float = 1.0, from_logits: bool =
     """
     y_true, y_pred, axes = _prepare(y_true, y_pred)
     p = _probabilities(y_pred, from_logits)
-    overlap = ops.sum(p * y_true, axis=axes)
-    total = ops.sum(p, axis=axes) + ops.sum(y_true, axis=axes)
-    return 1.0 - (2.0 * overlap + smooth) / (total + smooth)
+    tp, fp, fn = _overlap_sums(y_true, p, axes, over_batch)
+    return 1.0 - (2.0 * tp + smooth) / (2.0 * tp + fp + fn + smooth)
 
 
 def tversky_loss(
@@ -141,9 +163,10 @@ def tversky_loss(
     beta: float = 0.7,
     smooth: float = 1.0,
     from_logits: bool = False,
+    over_batch: bool = False,
 ) -> Any:
     """Per-image ``1 - TverskyIndex``; β > α penalises missed tumour pixels more."""
-    return 1.0 - tversky_index(y_true, y_pred, alpha, beta, smooth, from_logits)
+    return 1.0 - tversky_index(y_true, y_pred, alpha, beta, smooth, from_logits, over_batch)
 
 
 def focal_tversky_loss(
@@ -154,12 +177,13 @@ def focal_tversky_loss(
     gamma: float = 0.75,
     smooth: float = 1.0,
     from_logits: bool = False,
+    over_batch: bool = False,
 ) -> Any:
     """Per-image ``(1 - TverskyIndex)^γ`` (Abraham and Khan 2019 use γ = 1/(4/3) = 0.75).
 
     The base is kept ≥ eps so the gradient stays finite at a perfect prediction for γ < 1.
     """
-    loss = 1.0 - tversky_index(y_true, y_pred, alpha, beta, smooth, from_logits)
+    loss = 1.0 - tversky_index(y_true, y_pred, alpha, beta, smooth, from_logits, over_batch)
     return ops.power(ops.maximum(loss, keras.config.epsilon()), gamma)
 
 
@@ -269,26 +293,30 @@ class DiceLoss(_ImageLoss):
     Args:
         smooth: added to numerator and denominator (> 0 makes empty masks score 0 loss).
         from_logits: ``y_pred`` holds logits.
+        over_batch: sum over the whole batch ("batch Dice", nnU-Net) instead of per image;
+            with many lesion-free images per-image Dice rewards predicting nothing.
 
     Example:
         >>> loss = CombinedLoss([DiceLoss(), keras.losses.BinaryCrossentropy()])
     """
 
-    _arguments = ("smooth", "from_logits")
+    _arguments = ("smooth", "from_logits", "over_batch")
 
     def __init__(
         self,
         smooth: float = 1.0,
         from_logits: bool = False,
+        over_batch: bool = False,
         name: str = "dice_loss",
         reduction: str = "sum_over_batch_size",
     ) -> None:
         super().__init__(name, reduction)
         self.smooth = _check_positive("smooth", smooth, allow_zero=True)
         self.from_logits = bool(from_logits)
+        self.over_batch = bool(over_batch)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        return dice_loss(y_true, y_pred, self.smooth, self.from_logits)
+        return dice_loss(y_true, y_pred, self.smooth, self.from_logits, self.over_batch)
 
 
 @keras.saving.register_keras_serializable(package="mammoseg")
@@ -300,12 +328,13 @@ class TverskyLoss(_ImageLoss):
         beta: weight of false negatives (β > α favours sensitivity).
         smooth: smoothing constant.
         from_logits: ``y_pred`` holds logits.
+        over_batch: sums over the whole batch instead of per image (see `DiceLoss`).
 
     Raises:
         ValueError: a negative weight, or ``alpha`` = ``beta`` = 0.
     """
 
-    _arguments = ("alpha", "beta", "smooth", "from_logits")
+    _arguments = ("alpha", "beta", "smooth", "from_logits", "over_batch")
 
     def __init__(
         self,
@@ -313,6 +342,7 @@ class TverskyLoss(_ImageLoss):
         beta: float = 0.7,
         smooth: float = 1.0,
         from_logits: bool = False,
+        over_batch: bool = False,
         name: str = "tversky_loss",
         reduction: str = "sum_over_batch_size",
     ) -> None:
@@ -323,9 +353,12 @@ class TverskyLoss(_ImageLoss):
             raise ValueError("`alpha` and `beta` cannot both be 0 (the loss would be constant)")
         self.smooth = _check_positive("smooth", smooth, allow_zero=True)
         self.from_logits = bool(from_logits)
+        self.over_batch = bool(over_batch)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        return tversky_loss(y_true, y_pred, self.alpha, self.beta, self.smooth, self.from_logits)
+        return tversky_loss(
+            y_true, y_pred, self.alpha, self.beta, self.smooth, self.from_logits, self.over_batch
+        )
 
 
 @keras.saving.register_keras_serializable(package="mammoseg")
@@ -333,11 +366,11 @@ class FocalTverskyLoss(TverskyLoss):
     """Focal Tversky loss per image; see `focal_tversky_loss`.
 
     Args:
-        alpha, beta, smooth, from_logits: as for `TverskyLoss`.
+        alpha, beta, smooth, from_logits, over_batch: as for `TverskyLoss`.
         gamma: exponent (> 0); below 1 it focuses on hard images.
     """
 
-    _arguments = ("alpha", "beta", "gamma", "smooth", "from_logits")
+    _arguments = ("alpha", "beta", "gamma", "smooth", "from_logits", "over_batch")
 
     def __init__(
         self,
@@ -346,15 +379,23 @@ class FocalTverskyLoss(TverskyLoss):
         gamma: float = 0.75,
         smooth: float = 1.0,
         from_logits: bool = False,
+        over_batch: bool = False,
         name: str = "focal_tversky_loss",
         reduction: str = "sum_over_batch_size",
     ) -> None:
-        super().__init__(alpha, beta, smooth, from_logits, name, reduction)
+        super().__init__(alpha, beta, smooth, from_logits, over_batch, name, reduction)
         self.gamma = _check_positive("gamma", gamma)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         return focal_tversky_loss(
-            y_true, y_pred, self.alpha, self.beta, self.gamma, self.smooth, self.from_logits
+            y_true,
+            y_pred,
+            self.alpha,
+            self.beta,
+            self.gamma,
+            self.smooth,
+            self.from_logits,
+            self.over_batch,
         )
 
 
