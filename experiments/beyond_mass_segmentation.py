@@ -61,7 +61,7 @@ CONFIGS = {
     ),
     # 1024² → 384: median mass radius 16 px; 160² patches at ~10 patches/s on two busy cores,
     # so 16 epochs of 80 steps (about 20 minutes with validation) end the cosine decay in time.
-    "default": RecipeConfig(epochs=16, patience=6, time_budget_minutes=22.0),
+    "default": RecipeConfig(epochs=16, patience=8, time_budget_minutes=22.0),
     "paper": RecipeConfig(
         working_size=512,
         patch_size=256,

@@ -1,0 +1,47 @@
+"""The issue's split metrics from per-image counts and candidates, checked by hand."""
+
+import numpy as np
+import pytest
+
+from mammoseg.data import Lesion
+from mammoseg.metrics import Region
+from mammoseg.recipes import Evaluation, split_metrics
+
+
+def _region(score, row, col):
+    return Region(score, (float(row), float(col)), 1, np.array([[row, col]]))
+
+
+def _evaluation():
+    lesion = Lesion("mass", center=(10.0, 10.0), radius=5.0)
+    ev = Evaluation(thresholds=(0.3, 0.5))
+    # image 1: a mass, mask TP 6 FP 2 FN 2 at 0.5 → Dice 12/16 = 0.75
+    # image 2: a mass, empty mask at 0.5 → Dice 0, empty
+    # image 3: normal, 4 false-positive pixels at 0.5
+    ev.image_ids = ["a", "b", "c"]
+    ev.counts = [
+        np.array([[8, 4, 0], [6, 2, 2]]),
+        np.array([[1, 0, 7], [0, 0, 8]]),
+        np.array([[0, 9, 0], [0, 4, 0]]),
+    ]
+    ev.candidates = [[_region(0.9, 10, 10)], [_region(0.4, 50, 50)], [_region(0.7, 5, 5)]]
+    ev.truths = [[lesion], [lesion], []]
+    return ev
+
+
+def test_split_metrics_by_hand():
+    m = split_metrics(_evaluation(), 0.5)
+    assert m["dice_per_image_mean"] == pytest.approx((0.75 + 0.0) / 2)
+    assert m["dice_pooled"] == pytest.approx(12 / (12 + 6 + 10))  # TP 6, FP 6, FN 10
+    assert m["foreground_iou"] == pytest.approx(6 / 22)
+    assert m["empty_prediction_rate"] == 0.5
+    assert m["n_images"] == 3 and m["n_images_with_lesion"] == 2 and m["n_lesions"] == 2
+    assert m["false_positive_pixels_on_normals"] == 4
+    # One lesion found (score 0.9); false positives 0.7 and 0.4 over 3 images.
+    assert m["froc"]["0.25"] == 0.5 and m["lesion_sensitivity_at_1fppi"] == 0.5
+    assert m["threshold"] == 0.5
+
+
+def test_split_metrics_needs_an_evaluated_threshold():
+    with pytest.raises(ValueError, match="was not evaluated"):
+        split_metrics(_evaluation(), 0.4)
