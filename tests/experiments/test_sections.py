@@ -143,3 +143,24 @@ def test_run_all_quick_writes_the_summary_table(tmp_path):
         assert f"| {section} | ok" in summary
         assert f"\n| {section} | " in summary.split("| section | what")[1]
     assert "V.B" not in summary.split("| section | what")[0]  # not asked for
+
+
+@pytest.mark.slow
+def test_quick_run_on_a_cbis_ddsm_layout(tmp_path):
+    from mammoseg.data import phantom
+
+    root = phantom.generate(
+        tmp_path / "cbis", 16, seed=0, size=256, layout="cbis-ddsm", progress=False
+    )
+    out = tmp_path / "run"
+    run_script(
+        "section_vb_semantic_segmentation.py",
+        "--quick",
+        f"--data=cbis-ddsm:{root}",
+        f"--output-dir={out}",
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["setup"]["data"] == f"cbis-ddsm:{root}"
+    assert all(r["status"] == "ok" for r in metrics["runs"].values())
+    # Patients (P_xxxxx), not files, were split: every record of a woman is in one part.
+    assert sum(metrics["setup"]["split_sizes"].values()) >= 16
