@@ -439,7 +439,7 @@ def segmentation_metrics(probabilities: np.ndarray, masks: np.ndarray, threshold
 
 def showcase(masks: np.ndarray, n: int = 3) -> list[int]:
     """Indices of up to ``n`` images to show: those with a lesion first, largest first."""
-    areas = np.asarray(masks).reshape(len(masks), -1).sum(axis=1)
+    areas = np.asarray(masks).reshape(len(masks), -1).sum(axis=1, dtype=np.int64)
     order = [int(i) for i in np.argsort(-areas, kind="stable")]
     return order[:n]
 
