@@ -1,0 +1,88 @@
+"""Segmentation and lesion-detection metrics on binary masks, and Keras metrics for training.
+
+Masks: one mask (H, W), a batch (N, H, W) or (N, H, W, 1), or a list of masks of any sizes.
+Predictions are binarised with ``pred >= threshold`` (probabilities or 0/1 masks), truths with
+``truth > 0``. Every overlap metric takes ``reduction``:
+
+- ``"pooled"``: sum the pixel counts over all images, then compute one number (what TF1's
+  ``tf.metrics.mean_iou``, the paper's metric, did over an epoch);
+- ``"per_image"``: an array, one value per image;
+- ``"mean"``: the mean of the per-image values, ignoring the undefined (NaN) ones.
+
+Undefined cases are NaN, never a silent 0 or 1: Dice, foreground IoU and sensitivity of an image
+without tumour pixels (with ``ignore_empty=False`` Dice and IoU give 1.0 when the prediction is
+empty too and 0.0 otherwise); specificity of an image without background. Mean IoU over both
+classes follows TF1: a class absent from both truth and prediction is left out of the mean.
+
+Why several: the paper's mean IoU is dominated by background (predicting nothing scores ~0.5),
+so report foreground IoU and Dice per image and pooled, and `empty_prediction_rate`, the share of
+images with a lesion whose prediction is empty: the paper's "predicts only zeros" (facts.md §5).
+
+Lesion detection: `regions_from_probability` turns a probability map into scored connected
+regions, `match_lesions` marks hits (a region overlapping a lesion's mask, or whose centroid
+falls inside a lesion's circle) and false positives, `froc` gives the sensitivity at 0.25, 0.5, 1,
+2, 4 and 8 false positives per image.
+
+Layout: `overlap` (pixel counts and overlap metrics), `detection` (regions, lesion matching,
+FROC), `keras_metrics` (the Keras `Metric` wrappers); every name is re-exported here.
+"""
+
+from mammoseg.metrics.detection import (
+    FROC_FP_RATES,
+    LesionMatch,
+    Region,
+    froc,
+    froc_curve,
+    lesion_sensitivity_at_fppi,
+    match_lesions,
+    regions_from_probability,
+)
+from mammoseg.metrics.keras_metrics import (
+    DiceMetric,
+    EmptyPredictionRate,
+    ForegroundIoU,
+    MeanIoUBothClasses,
+    PixelSensitivity,
+    PixelSpecificity,
+)
+from mammoseg.metrics.overlap import (
+    REDUCTIONS,
+    Confusion,
+    confusion_counts,
+    dice_per_image,
+    dice_pooled,
+    dice_score,
+    empty_prediction_rate,
+    foreground_iou,
+    mean_iou_both_classes,
+    sensitivity,
+    specificity,
+)
+
+__all__ = [
+    "FROC_FP_RATES",
+    "REDUCTIONS",
+    "Confusion",
+    "DiceMetric",
+    "EmptyPredictionRate",
+    "ForegroundIoU",
+    "LesionMatch",
+    "MeanIoUBothClasses",
+    "PixelSensitivity",
+    "PixelSpecificity",
+    "Region",
+    "confusion_counts",
+    "dice_per_image",
+    "dice_pooled",
+    "dice_score",
+    "empty_prediction_rate",
+    "foreground_iou",
+    "froc",
+    "froc_curve",
+    "lesion_sensitivity_at_fppi",
+    "match_lesions",
+    "mean_iou_both_classes",
+    "regions_from_probability",
+    "sensitivity",
+    "specificity",
+]

@@ -1,0 +1,239 @@
+"""Lesion detection: scored connected regions of a probability map, matching them to the truth
+lesions of an image, and the free-response ROC (FROC).
+
+`regions_from_probability` turns a probability map into scored connected regions, `match_lesions`
+marks hits (a region overlapping a lesion's mask, or whose centroid falls inside a lesion's circle)
+and false positives, `froc` gives the sensitivity at 0.25, 0.5, 1, 2, 4 and 8 false positives per
+image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from mammoseg.data.records import Lesion
+
+FROC_FP_RATES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A connected predicted region: ``score`` (max probability), ``centroid`` (row, col),
+    ``area`` in pixels and ``coords`` (area, 2) of (row, col)."""
+
+    score: float
+    centroid: tuple[float, float]
+    area: int
+    coords: np.ndarray
+
+
+def regions_from_probability(
+    probability: np.ndarray, threshold: float = 0.5, min_area: int = 1
+) -> list[Region]:
+    """Connected regions (8-connectivity) of ``probability >= threshold``, best score first.
+
+    Args:
+        probability: (H, W) or (H, W, 1) probability map or binary mask.
+        threshold: region threshold; use a low one for FROC and let the score sweep.
+        min_area: drop smaller regions.
+
+    Returns:
+        A list of `Region`, sorted by decreasing score.
+
+    Example:
+        >>> [r.area for r in regions_from_probability(np.array([[0.9, 0, 0.6]]))]
+        [1, 1]
+    """
+    prob = np.asarray(probability, dtype=np.float64)
+    prob = prob[..., 0] if prob.ndim == 3 and prob.shape[-1] == 1 else prob
+    if prob.ndim != 2:
+        raise ValueError(f"`probability` must be (H, W) or (H, W, 1), received {prob.shape}")
+    labels, _ = ndimage.label(prob >= threshold, structure=np.ones((3, 3)))
+    regions = []
+    for index, window in enumerate(ndimage.find_objects(labels), start=1):
+        rows, cols = np.nonzero(labels[window] == index)
+        if rows.size < min_area:
+            continue
+        coords = np.stack([rows + window[0].start, cols + window[1].start], axis=1)
+        score = float(prob[coords[:, 0], coords[:, 1]].max())
+        centroid = (float(coords[:, 0].mean()), float(coords[:, 1].mean()))
+        regions.append(Region(score, centroid, int(rows.size), coords))
+    return sorted(regions, key=lambda r: -r.score)
+
+
+@dataclass(frozen=True)
+class LesionMatch:
+    """Result of `match_lesions` for one image.
+
+    Attributes:
+        hit_scores: per truth lesion, the best score of a region hitting it, NaN if missed.
+        false_positive_scores: scores of the regions that hit no lesion.
+    """
+
+    hit_scores: np.ndarray
+    false_positive_scores: np.ndarray
+
+    @property
+    def hits(self) -> np.ndarray:
+        """Boolean per truth lesion."""
+        return ~np.isnan(self.hit_scores)
+
+
+def _truth_items(truth: Any) -> list[Lesion | np.ndarray]:
+    if truth is None:
+        return []
+    if isinstance(truth, np.ndarray) and truth.ndim >= 2:
+        labels, count = ndimage.label(np.squeeze(truth) > 0, structure=np.ones((3, 3)))
+        return [labels == k for k in range(1, count + 1)]
+    items = list(truth)
+    for item in items:
+        if isinstance(item, Lesion) and (item.center is None or item.radius is None):
+            raise ValueError(f"lesion {item!r} has no center/radius: pass its mask instead")
+        if not isinstance(item, Lesion | np.ndarray):
+            raise TypeError(f"truth lesions must be Lesion or mask arrays, received {item!r}")
+    return items
+
+
+def _hits(region: Region, item: Lesion | np.ndarray) -> bool:
+    if isinstance(item, Lesion):
+        d_row, d_col = region.centroid[0] - item.center[0], region.centroid[1] - item.center[1]
+        return d_row * d_row + d_col * d_col <= item.radius * item.radius
+    mask = np.squeeze(item) > 0
+    inside = (region.coords[:, 0] < mask.shape[0]) & (region.coords[:, 1] < mask.shape[1])
+    return bool(mask[region.coords[inside, 0], region.coords[inside, 1]].any())
+
+
+def match_lesions(candidates: Any, truth: Any, threshold: float = 0.5) -> LesionMatch:
+    """Match predicted regions to the truth lesions of one image.
+
+    A region hits a lesion given as a mask if they share a pixel, and a lesion given as a
+    circle (a `Lesion` with center and radius) if its centroid lies inside the circle. A lesion
+    hit by several regions counts once (best score); those regions are not false positives.
+
+    Args:
+        candidates: a list of `Region`, or a probability map / binary mask (H, W) turned into
+            regions with `regions_from_probability` at ``threshold``.
+        truth: a binary mask (each connected component is one lesion), a list of `Lesion`
+            and/or per-lesion masks, or None / [] for a normal image.
+        threshold: used only when ``candidates`` is an array.
+
+    Returns:
+        A `LesionMatch`.
+
+    Raises:
+        ValueError: a `Lesion` without center or radius.
+
+    Example:
+        >>> truth = [Lesion("mass", center=(5.0, 5.0), radius=3.0)]
+        >>> prob = np.zeros((20, 20)); prob[4:7, 4:7] = 0.9; prob[15, 15] = 0.7
+        >>> m = match_lesions(prob, truth)
+        >>> m.hit_scores, m.false_positive_scores
+        (array([0.9]), array([0.7]))
+    """
+    if isinstance(candidates, np.ndarray):
+        candidates = regions_from_probability(candidates, threshold)
+    items = _truth_items(truth)
+    hit_scores = np.full(len(items), np.nan)
+    false_positives = []
+    for region in candidates:
+        hit_any = False
+        for k, item in enumerate(items):
+            if _hits(region, item):
+                hit_any = True
+                hit_scores[k] = np.fmax(hit_scores[k], region.score)
+        if not hit_any:
+            false_positives.append(region.score)
+    return LesionMatch(hit_scores, np.asarray(false_positives, dtype=np.float64))
+
+
+def froc_curve(
+    per_image_candidates: Sequence[Any], per_image_truth: Sequence[Any], threshold: float = 0.5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Free-response ROC: (false positives per image, lesion sensitivity, score thresholds).
+
+    Args:
+        per_image_candidates: per image, what `match_lesions` accepts as ``candidates``.
+        per_image_truth: per image, what `match_lesions` accepts as ``truth``.
+        threshold: region threshold for array candidates.
+
+    Returns:
+        Three arrays, one entry per distinct score, thresholds decreasing.
+
+    Raises:
+        ValueError: the two sequences differ in length or are empty.
+    """
+    if len(per_image_candidates) != len(per_image_truth) or not len(per_image_truth):
+        raise ValueError(
+            f"need one truth per image: {len(per_image_candidates)} candidate lists, "
+            f"{len(per_image_truth)} truths"
+        )
+    matches = [
+        match_lesions(c, t, threshold) for c, t in zip(per_image_candidates, per_image_truth)
+    ]
+    hit_scores = np.concatenate([m.hit_scores for m in matches])
+    found = np.sort(hit_scores[~np.isnan(hit_scores)])
+    fp_scores = np.sort(np.concatenate([m.false_positive_scores for m in matches]))
+    thresholds = np.unique(np.concatenate([found, fp_scores]))[::-1]
+    # Operating point at threshold t: every region scoring >= t is kept.
+    fppi = (len(fp_scores) - np.searchsorted(fp_scores, thresholds, "left")) / len(matches)
+    if len(hit_scores) == 0:
+        return fppi, np.full(len(thresholds), np.nan), thresholds
+    sens = (len(found) - np.searchsorted(found, thresholds, "left")) / len(hit_scores)
+    return fppi, sens, thresholds
+
+
+def froc(
+    per_image_candidates: Sequence[Any],
+    per_image_truth: Sequence[Any],
+    fp_rates: Sequence[float] = FROC_FP_RATES,
+    threshold: float = 0.5,
+) -> dict[float, float]:
+    """Lesion sensitivity at each false-positive rate per image (default 0.25 … 8).
+
+    The sensitivity at rate r is the best one among score thresholds with at most r false
+    positives per image (0 if none); NaN when no image has a lesion.
+
+    Returns:
+        ``{fp_rate: sensitivity}``; the mean of the values is the usual one-number FROC score.
+
+    Example:
+        >>> froc([prob_a, prob_b], [[lesion_a], []])  # doctest: +SKIP
+        {0.25: 0.0, 0.5: 1.0, 1.0: 1.0, 2.0: 1.0, 4.0: 1.0, 8.0: 1.0}
+    """
+    fppi, sens, _ = froc_curve(per_image_candidates, per_image_truth, threshold)
+    no_lesion = all(len(_truth_items(t)) == 0 for t in per_image_truth)
+    result = {}
+    for rate in fp_rates:
+        ok = fppi <= rate
+        if no_lesion:
+            result[float(rate)] = float("nan")
+        else:
+            result[float(rate)] = float(sens[ok].max()) if ok.any() else 0.0
+    return result
+
+
+def lesion_sensitivity_at_fppi(
+    per_image_candidates: Sequence[Any],
+    per_image_truth: Sequence[Any],
+    fppi: float = 1.0,
+    threshold: float = 0.5,
+) -> float:
+    """`froc` at one false-positive rate per image."""
+    return froc(per_image_candidates, per_image_truth, (fppi,), threshold)[float(fppi)]
+
+
+__all__ = [
+    "FROC_FP_RATES",
+    "LesionMatch",
+    "Region",
+    "froc",
+    "froc_curve",
+    "lesion_sensitivity_at_fppi",
+    "match_lesions",
+    "regions_from_probability",
+]
