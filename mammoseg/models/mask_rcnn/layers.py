@@ -120,6 +120,7 @@ class ProposalLayer(keras.layers.Layer):
         rpn_bbox_std_dev: Sequence[float],
         **kwargs,
     ):
+        kwargs.setdefault("dtype", "float32")  # box maths stays float32 under mixed precision
         super().__init__(**kwargs)
         self.proposal_count = int(proposal_count)
         self.nms_threshold = float(nms_threshold)
@@ -179,6 +180,7 @@ class PyramidROIAlign(keras.layers.Layer):
     """
 
     def __init__(self, pool_shape: Sequence[int], **kwargs):
+        kwargs.setdefault("dtype", "float32")  # crop_and_resize has no bfloat16 kernel
         super().__init__(**kwargs)
         self.pool_shape = tuple(int(v) for v in pool_shape)
 
@@ -207,8 +209,7 @@ class PyramidROIAlign(keras.layers.Layer):
         key = order[:, 0] * n + order[:, 1]
         pooled = tf.gather(pooled, tf.argsort(key))
         shape = tf.concat([tf.shape(boxes)[:2], tf.shape(pooled)[1:]], axis=0)
-        out = tf.reshape(pooled, shape)
-        return tf.cast(out, self.compute_dtype)
+        return tf.reshape(pooled, shape)
 
     def get_config(self):
         return {**super().get_config(), "pool_shape": list(self.pool_shape)}
@@ -231,6 +232,7 @@ class DetectionLayer(keras.layers.Layer):
         max_instances: int,
         **kwargs,
     ):
+        kwargs.setdefault("dtype", "float32")  # box maths stays float32 under mixed precision
         super().__init__(**kwargs)
         self.bbox_std_dev = [float(v) for v in bbox_std_dev]
         self.min_confidence = float(min_confidence)

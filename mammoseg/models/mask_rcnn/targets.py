@@ -107,6 +107,7 @@ class DetectionTargetLayer(keras.layers.Layer):
         use_mini_mask: bool,
         **kwargs,
     ):
+        kwargs.setdefault("dtype", "float32")  # box maths stays float32 under mixed precision
         super().__init__(**kwargs)
         self.rois_per_image = int(rois_per_image)
         self.positive_ratio = float(positive_ratio)
