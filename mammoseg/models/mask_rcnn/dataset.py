@@ -194,9 +194,14 @@ class RecordDataset(Dataset):
         return dataset
 
     def load_image(self, image_id: int) -> np.ndarray:
-        from mammoseg.data import load_image
+        # decoded once: a 1024² PGM resized per training step would cost more than the step
+        cache = self.__dict__.setdefault("_image_cache", {})
+        if image_id not in cache:
+            from mammoseg.data import load_image
 
-        return _to_rgb_uint8(load_image(self.image_info[image_id]["record"], self.size))
+            record = self.image_info[image_id]["record"]
+            cache[image_id] = _to_rgb_uint8(load_image(record, self.size))
+        return cache[image_id].copy()
 
     def load_mask(self, image_id: int) -> tuple[np.ndarray, np.ndarray]:
         from mammoseg.data import LESION_KINDS, load_instance_masks
