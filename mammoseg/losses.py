@@ -461,14 +461,21 @@ class CombinedLoss(keras.losses.Loss):
         }
 
 
-def dice_bce_loss(bce_weight: float = 1.0, from_logits: bool = False) -> CombinedLoss:
+def dice_bce_loss(
+    bce_weight: float = 1.0, from_logits: bool = False, over_batch: bool = False
+) -> CombinedLoss:
     """Dice + ``bce_weight`` × binary cross-entropy, the usual cure for "predicts only zeros".
+
+    ``over_batch`` computes the Dice term over the whole batch (nnU-Net's batch Dice).
 
     Example:
         >>> model.compile("adam", loss=dice_bce_loss(from_logits=True))  # doctest: +SKIP
     """
     return CombinedLoss(
-        [DiceLoss(from_logits=from_logits), WeightedBinaryCrossentropy(1.0, 1.0, from_logits)],
+        [
+            DiceLoss(from_logits=from_logits, over_batch=over_batch),
+            WeightedBinaryCrossentropy(1.0, 1.0, from_logits),
+        ],
         [1.0, bce_weight],
         name="dice_bce_loss",
     )
