@@ -261,11 +261,15 @@ class Config:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field (and derived field) as plain Python values."""
+        """Every field (and derived field) as plain, JSON-ready Python values (tuples → lists)."""
         out = {}
         for key in [*self.field_names(), "BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE"]:
             value = getattr(self, key)
-            out[key] = value.tolist() if isinstance(value, np.ndarray) else value
+            out[key] = (
+                value.tolist()
+                if isinstance(value, np.ndarray)
+                else (list(value) if isinstance(value, tuple) else value)
+            )
         return out
 
     def display(self) -> None:
