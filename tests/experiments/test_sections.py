@@ -82,7 +82,7 @@ def test_quick_run_writes_report_metrics_and_figures(script, tmp_path):
 @pytest.mark.slow
 def test_resume_continues_from_the_last_completed_epoch(tmp_path):
     out = tmp_path / "vc"
-    common = ["--quick", "--epochs=2", f"--output-dir={out}"]
+    common = ["--quick", "--epochs=2", f"--output-dir={out}", "--only", "bce_1_1", "dice"]
     first = run_script("section_vc_weighted_loss.py", *common, "--stop-after-epoch=1", check=False)
     assert first.returncode != 0
     assert "stopped after epoch 1" in first.stderr
@@ -90,7 +90,7 @@ def test_resume_continues_from_the_last_completed_epoch(tmp_path):
     assert not (out / "report.md").exists()
 
     run_script("section_vc_weighted_loss.py", *common, "--resume")
-    for name in ("bce_1_1", "wbce_1_10", "dice", "focal_tversky"):
+    for name in ("bce_1_1", "dice"):
         assert history_epochs(out / name / "history.csv") == [0, 1], name
         assert not (out / name / "backup").exists()  # removed once training completed
     metrics = json.loads((out / "metrics.json").read_text())
@@ -136,10 +136,10 @@ def test_bad_data_option_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 def test_run_all_quick_writes_the_summary_table(tmp_path):
     out = tmp_path / "all"
-    run_script("run_all.py", "--quick", f"--output-dir={out}", "--only", "IV.A", "V.A", "V.C")
+    run_script("run_all.py", "--quick", f"--output-dir={out}", "--only", "IV.A", "V.A")
     summary = (out / "summary.md").read_text()
     assert "| section | what | paper | ours | verdict |" in summary
-    for section in ("IV.A", "V.A", "V.C"):
+    for section in ("IV.A", "V.A"):
         assert f"| {section} | ok" in summary
         assert f"\n| {section} | " in summary.split("| section | what")[1]
     assert "V.B" not in summary.split("| section | what")[0]  # not asked for
