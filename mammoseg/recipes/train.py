@@ -93,7 +93,7 @@ class WholeImageValidation(keras.callbacks.Callback):
         self.folder = Path(folder)
         self.rows: list[dict] = []
         self.best, self.best_epoch, self.wait = -1.0, 0, 0
-        self.stop_reason = "epochs"
+        self.stop_reason = "all epochs run"
         self.started = time.time()
         state = self.folder / BEST_STATE
         if resume and state.is_file():
