@@ -87,6 +87,9 @@ def make_config(mode: dict, n_train: int, backbone: str) -> MammoConfig:
         fields = {}
     if mode["size"] != 512:  # whole images, no ×2 crop, below paper scale
         fields.update(IMAGE_RESIZE_MODE="square", IMAGE_MIN_SCALE=0)
+        # From scratch the RPN soon proposes only a few bright spots and the heads stop seeing
+        # any lesion (their losses fall to 0); Detectron adds the truth boxes to the proposals.
+        fields.update(ADD_GT_TO_PROPOSALS=True)
     images_per_gpu = 6 if mode["size"] >= 512 else 2
     return MammoConfig(
         BACKBONE=backbone,

@@ -53,6 +53,7 @@ FIELD_DOCS = {
     "IMAGE_CHANNEL_COUNT": "channels of the network input (grey images are repeated to 3)",
     "MEAN_PIXEL": "per-channel mean subtracted from 0-255 images",
     "TRAIN_ROIS_PER_IMAGE": "ROIs per image fed to the heads when training",
+    "ADD_GT_TO_PROPOSALS": "(mammoseg) add truth boxes to the proposals when training (Detectron)",
     "ROI_POSITIVE_RATIO": "share of positive ROIs among them",
     "POOL_SIZE": "ROI-align output side for the box head",
     "MASK_POOL_SIZE": "ROI-align output side for the mask head",
@@ -126,6 +127,7 @@ class Config:
     IMAGE_CHANNEL_COUNT = 3
     MEAN_PIXEL = np.array([123.7, 116.8, 103.9])
     TRAIN_ROIS_PER_IMAGE = 200
+    ADD_GT_TO_PROPOSALS = False
     ROI_POSITIVE_RATIO = 0.33
     POOL_SIZE = 7
     MASK_POOL_SIZE = 14

@@ -81,6 +81,7 @@ class MaskRCNNModel(keras.Model):
             c.BBOX_STD_DEV,
             c.MASK_SHAPE,
             c.USE_MINI_MASK,
+            c.ADD_GT_TO_PROPOSALS,
             name="proposal_targets",
         )
         self.classifier = FPNClassifierHead(

@@ -90,7 +90,8 @@ class DetectionTargetLayer(keras.layers.Layer):
 
     Per image, proposals with IoU >= 0.5 against a truth box are positive; up to
     ``rois_per_image * positive_ratio`` of them are sampled, plus negatives so that positives
-    make ``positive_ratio`` of the sample. Crowd boxes (negative class ids) are ignored.
+    make ``positive_ratio`` of the sample. Crowd boxes (negative class ids) are ignored. With
+    ``add_gt_to_proposals`` the truth boxes join the proposals (Detectron; not matterport).
 
     Inputs ``[proposals (B, N, 4), gt_class_ids (B, M), gt_boxes (B, M, 4) normalised,
     gt_masks (B, h, w, M)]`` (mini-masks when ``use_mini_mask``). Outputs ``rois (B, T, 4)``,
@@ -105,6 +106,7 @@ class DetectionTargetLayer(keras.layers.Layer):
         bbox_std_dev: Sequence[float],
         mask_shape: Sequence[int],
         use_mini_mask: bool,
+        add_gt_to_proposals: bool = False,
         **kwargs,
     ):
         kwargs.setdefault("dtype", "float32")  # box maths stays float32 under mixed precision
@@ -114,6 +116,7 @@ class DetectionTargetLayer(keras.layers.Layer):
         self.bbox_std_dev = [float(v) for v in bbox_std_dev]
         self.mask_shape = tuple(int(v) for v in mask_shape)
         self.use_mini_mask = bool(use_mini_mask)
+        self.add_gt_to_proposals = bool(add_gt_to_proposals)
 
     def _targets(self, args):
         proposals, gt_class_ids, gt_boxes, gt_masks = args
@@ -125,6 +128,10 @@ class DetectionTargetLayer(keras.layers.Layer):
         gt_boxes = tf.boolean_mask(gt_boxes, real)
         gt_class_ids = tf.boolean_mask(gt_class_ids, real)
         gt_masks = tf.boolean_mask(gt_masks, real, axis=2)
+        if self.add_gt_to_proposals:
+            # Detectron's remedy for an untrained RPN whose proposals miss every lesion:
+            # the heads always see at least one positive ROI per instance.
+            proposals = tf.concat([proposals, gt_boxes], axis=0)
 
         overlaps = overlaps_graph(proposals, gt_boxes)
         has_gt = tf.shape(gt_boxes)[0] > 0
@@ -201,4 +208,5 @@ class DetectionTargetLayer(keras.layers.Layer):
             "bbox_std_dev": self.bbox_std_dev,
             "mask_shape": list(self.mask_shape),
             "use_mini_mask": self.use_mini_mask,
+            "add_gt_to_proposals": self.add_gt_to_proposals,
         }

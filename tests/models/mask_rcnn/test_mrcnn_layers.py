@@ -110,6 +110,17 @@ def test_detection_targets_hand_example():
     assert not masks[1:].any()
 
 
+def test_detection_targets_can_add_the_truth_to_the_proposals():
+    proposals = tf.constant([[[0.7, 0.7, 0.9, 0.9], [0, 0, 0, 0]]])  # misses the lesion
+    gt_boxes = tf.constant([[[0.2, 0.2, 0.6, 0.6]]])
+    mini = tf.ones((1, 8, 8, 1), tf.bool)
+    for add, positives in ((False, 0), (True, 1)):
+        layer = targets.DetectionTargetLayer(4, 0.5, [0.1] * 4, (4, 4), True, add)
+        rois, ids, _, _ = layer([proposals, tf.constant([[1]]), gt_boxes, mini])
+        assert int((ids.numpy() > 0).sum()) == positives
+    np.testing.assert_allclose(rois.numpy()[0, 0], [0.2, 0.2, 0.6, 0.6])
+
+
 def test_detection_targets_without_truth_are_all_padding():
     layer = targets.DetectionTargetLayer(4, 0.5, [0.1, 0.1, 0.2, 0.2], (4, 4), True)
     proposals = tf.constant([[[0.2, 0.2, 0.6, 0.6], [0, 0, 0, 0]]])
