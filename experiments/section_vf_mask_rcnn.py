@@ -52,7 +52,7 @@ MODES = {
         backbone="resnet_tiny",
         narrow=True,
         heads=3,
-        total=12,
+        total=20,
         steps=100,
         lr=0.01,
         val_images=VAL_IMAGES,
@@ -70,8 +70,13 @@ MODES = {
 }
 
 
-def make_config(mode: dict, n_train: int, backbone: str) -> MammoConfig:
-    """The authors' `MammoConfig`, shrunk for a CPU outside paper scale."""
+def make_config(mode: dict, n_train: int, backbone: str, pretrained: bool) -> MammoConfig:
+    """The authors' `MammoConfig`, shrunk for a CPU outside paper scale.
+
+    matterport freezes batch norm (TRAIN_BN False), which suits a pretrained backbone; from
+    random weights the un-normalised network collapses to one output for every ROI, so batch
+    norm learns then.
+    """
     if mode["narrow"] and backbone == "resnet_tiny":
         fields = dict(
             TOP_DOWN_PYRAMID_SIZE=64,
@@ -96,6 +101,7 @@ def make_config(mode: dict, n_train: int, backbone: str) -> MammoConfig:
         IMAGE_MIN_DIM=mode["size"],
         IMAGE_MAX_DIM=mode["size"],
         IMAGES_PER_GPU=images_per_gpu,
+        TRAIN_BN=not pretrained,
         LEARNING_RATE=mode["lr"],
         STEPS_PER_EPOCH=mode["steps"] or max(1, n_train // images_per_gpu),
         VALIDATION_STEPS=max(1, min(5, mode["val_images"] // images_per_gpu)),
@@ -121,7 +127,7 @@ def train_and_detect(folder: Path, run, mode: dict, weights: tuple[str, str | No
     val_records = splits["val"][: mode["val_images"]]
     val_set = RecordDataset.from_records(val_records, size=size)
     backbone = mode["backbone"] if weights[0] == "none" else "resnet50"
-    config = make_config(mode, len(train_set.image_ids), backbone)
+    config = make_config(mode, len(train_set.image_ids), backbone, weights[0] != "none")
     model = MaskRCNN("training", config, folder)
     if weights[0] == "coco":  # the authors' start: heads that depend on the classes excluded
         model.load_weights(weights[1], by_name=True, exclude=COCO_HEADS)

@@ -25,6 +25,7 @@ TINY = dict(
     MEAN_PIXEL=[100, 100, 100],
     MINI_MASK_SHAPE=(28, 28),
     PRE_NMS_LIMIT=1000,
+    TRAIN_BN=True,  # from random weights, frozen batch norm collapses the heads
 )
 
 
