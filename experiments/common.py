@@ -320,8 +320,11 @@ class Run:
                 ours,
                 "avoids the collapse" if fixed else "does not avoid the collapse at this budget",
             )
+        per_image = m["predicted_positive_share"] * self.scale.image_size**2
         if empty is not None and empty >= 0.9:
             text = "reproduced: empty masks"
+        elif dice < 0.01 and m["predicted_positive_share"] < 1e-3:
+            text = f"reproduced: near-empty masks ({per_image:.1f} px per image, none on a mass)"
         elif m["predicted_positive_share"] > 0.5:
             text = "not reproduced: floods the image with tumour"
         else:
@@ -342,6 +345,11 @@ class Run:
         folder.mkdir(parents=True, exist_ok=True)
         started = time.time()
         print(f"  [{name}] training ...")
+        import keras
+
+        # Seeded per sub-run, so a configuration gives the same result alone (--only) or in
+        # the full sequence.
+        keras.utils.set_random_seed(self.args.seed)
         try:
             result = {"status": "ok", **fn(folder)}
         except KeyboardInterrupt:
