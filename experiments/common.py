@@ -324,7 +324,7 @@ class Run:
         if empty is not None and empty >= 0.9:
             text = "reproduced: empty masks"
         elif dice < 0.01 and m["predicted_positive_share"] < 1e-3:
-            text = f"reproduced: near-empty masks ({per_image:.1f} px per image, none on a mass)"
+            text = f"reproduced: near-empty masks ({per_image:.1f} px per image, Dice < 0.01)"
         elif m["predicted_positive_share"] > 0.5:
             text = "not reproduced: floods the image with tumour"
         else:
