@@ -173,11 +173,13 @@ def fit_segmenter(
     with strategy.scope():
         model = model_fn()
         compile_fn(model)
+    # User callbacks come before the loggers, so a value they add to the epoch's logs (a
+    # whole-image validation Dice, say) reaches history.csv and TensorBoard.
     all_callbacks = [
         keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True),
+        *callbacks,
         keras.callbacks.CSVLogger(str(history_csv), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
-        *callbacks,
     ]
     if stop_after_epoch is not None:
         all_callbacks.append(StopAfterEpoch(stop_after_epoch))
