@@ -199,16 +199,15 @@ def resize_mask(mask: np.ndarray, size: Size | None) -> np.ndarray:
 
     A target pixel is set when at least half of its area is covered; if that leaves nothing of
     a non-empty mask (a lesion smaller than a target pixel), the most covered pixel is set.
+    The same rule (one implementation, `mammoseg.data.resample`) serves the HDF5 cache.
     """
+    from mammoseg.data.resample import _resample_mask
+
     mask = np.asarray(mask) > 0
     target = parse_size(size)
     if target is None or mask.shape == target:
         return mask.astype(np.uint8)
-    coverage = resize_image(mask.astype(np.float32), target)
-    out = coverage >= 0.5
-    if mask.any() and not out.any():
-        out[np.unravel_index(int(np.argmax(coverage)), coverage.shape)] = True
-    return out.astype(np.uint8)
+    return _resample_mask(mask, target).astype(np.uint8)
 
 
 def draw_circle(
