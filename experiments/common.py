@@ -29,6 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as `python experiments/x.py` from a checkout
     sys.path.insert(0, str(REPO))
 
+import reporting  # noqa: E402
+
 from mammoseg import data as mdata  # noqa: E402
 from mammoseg import training  # noqa: E402
 
@@ -247,91 +249,14 @@ class Run:
         return result
 
     def figures_for(self, labels: dict[str, str], triplets=()) -> list[str]:
-        """Fig. 1 (a sample), Fig. 4 (mean IoU every half epoch), loss curves and Fig. 3
-        triplets for the sub-runs named in ``triplets``; returns the file names."""
-        from mammoseg import plots
-
+        """Fig. 1, Fig. 4, loss curves and Fig. 3 triplets of the finished sub-runs."""
         images, masks = self.arrays("val")
-        pick = showcase(masks)
-        plots.plot_sample(
-            images[pick[0], ..., 0], masks[pick[0], ..., 0], self.dir / "fig1_sample.png"
-        )
-        figures = ["fig1_sample.png"]
-        ok = {k: v for k, v in self.results.items() if v.get("status") == "ok" and "history" in v}
-        if not ok:
-            return figures
-        curves = {
-            labels.get(k, k): (
-                [r["epoch"] for r in v["half_epoch"]],
-                [r["mean_iou_both_classes"] for r in v["half_epoch"]],
-            )
-            for k, v in ok.items()
-        }
-        plots.plot_curves(
-            curves,
-            self.dir / "fig4_mean_iou.png",
-            "mean IoU (both classes), val",
-            "Mean IoU every half epoch (as the paper's Fig. 4)",
-            ylim=(0, 1.02),
-        )
-        loss_curves = {
-            labels.get(k, k): (list(range(1, len(v["history"]["loss"]) + 1)), v["history"]["loss"])
-            for k, v in ok.items()
-            if v["history"].get("loss")
-        }
-        plots.plot_curves(
-            loss_curves, self.dir / "loss_curves.png", "training loss", "Training loss per epoch"
-        )
-        figures += ["fig4_mean_iou.png", "loss_curves.png"]
-        for name in triplets:
-            path = self.dir / name / "val_probabilities.npy"
-            if name not in ok or not path.is_file():
-                continue
-            probs = np.load(path).astype(np.float32)
-            plots.plot_triplets(
-                images[pick, ..., 0],
-                masks[pick, ..., 0],
-                probs,
-                self.dir / f"fig3_{name}.png",
-                titles=[labels.get(name, name)] * len(pick),
-            )
-            figures.append(f"fig3_{name}.png")
-        return figures
+        return reporting.make_figures(self.dir, images, masks, self.results, labels, triplets)
 
     def collapse_row(self, name: str, label: str, paper: str, overlap_loss: bool = False):
-        """One findings row: the test metrics and whether the model collapsed to empty masks."""
+        """One findings row for a sub-run: its test metrics and whether it collapsed."""
         result = self.results.get(name, {})
-        if result.get("status") != "ok":
-            return (label, paper, "failed: " + result.get("error", "not run"), "—")
-        m = result["test"]
-        ours = (
-            f"test: empty {fmt(m['empty_prediction_rate'], 2)}, mean IoU "
-            f"{fmt(m['mean_iou_both_classes'])}, fg IoU {fmt(m['foreground_iou'])}, Dice/img "
-            f"{fmt(m['dice_per_image_mean'])}, "
-            f"predicted share {fmt(m['predicted_positive_share'], 4)}"
-        )
-        empty = m["empty_prediction_rate"]
-        dice = m["dice_per_image_mean"] or 0.0
-        if overlap_loss:
-            fixed = empty is not None and empty < 0.5 and dice > 0.1
-            return (
-                label,
-                paper,
-                ours,
-                "avoids the collapse" if fixed else "does not avoid the collapse at this budget",
-            )
-        per_image = m["predicted_positive_share"] * self.scale.image_size**2
-        if empty is not None and empty >= 0.9:
-            text = "reproduced: empty masks"
-        elif dice < 0.01 and m["predicted_positive_share"] < 1e-3:
-            text = f"reproduced: near-empty masks ({per_image:.1f} px per image, Dice < 0.01)"
-        elif m["predicted_positive_share"] > 0.5:
-            text = "not reproduced: floods the image with tumour"
-        else:
-            text = "not reproduced: predicts non-empty masks"
-        return (label, paper, ours, text)
-
-    # ------------------------------------------------------------------ sub-runs
+        return reporting.collapse_row(result, label, paper, self.scale.image_size, overlap_loss)
 
     def sub_run(self, name: str, fn: Callable[[Path], dict]) -> dict:
         """Run one configuration; a finished one is reused on --resume, a failing one is
@@ -425,36 +350,8 @@ def _cap(records, cap):
     return records if cap is None else records[:cap]
 
 
-def segmentation_metrics(probabilities: np.ndarray, masks: np.ndarray, threshold: float = 0.5):
-    """The paper's metric beside the ones that expose an empty prediction, named as in
-    `mammoseg.metrics`."""
-    from mammoseg import metrics
-
-    pred = np.asarray(probabilities).reshape(len(probabilities), *masks.shape[1:3]) >= threshold
-    truth = np.asarray(masks).reshape(pred.shape) > 0
-    has_lesion = truth.reshape(len(truth), -1).any(axis=1)
-    dice = metrics.dice_per_image(pred, truth)
-    return {
-        "mean_iou_both_classes": float(metrics.mean_iou_both_classes(pred, truth)),
-        "foreground_iou": float(metrics.foreground_iou(pred, truth)),
-        "dice_per_image_mean": float(np.mean(dice[has_lesion])) if has_lesion.any() else None,
-        "dice_pooled": float(metrics.dice_pooled(pred, truth)),
-        "empty_prediction_rate": float(metrics.empty_prediction_rate(pred, truth)),
-        "predicted_positive_share": float(pred.mean()),
-        "n_images": int(len(pred)),
-    }
-
-
-def showcase(masks: np.ndarray, n: int = 3) -> list[int]:
-    """Indices of up to ``n`` images to show: those with a lesion first, largest first."""
-    areas = np.asarray(masks).reshape(len(masks), -1).sum(axis=1, dtype=np.int64)
-    order = [int(i) for i in np.argsort(-areas, kind="stable")]
-    return order[:n]
-
-
-def verdict(condition: bool, yes: str, no: str) -> str:
-    return yes if condition else no
-
-
-def fmt(value, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+# Re-exported for the scripts: `common.fmt`, `common.showcase`, ...
+segmentation_metrics = reporting.segmentation_metrics
+showcase = reporting.showcase
+verdict = reporting.verdict
+fmt = reporting.fmt
