@@ -200,9 +200,11 @@ def _check_positive(name: str, value: Any, allow_zero: bool = False) -> float:
 
 
 class _ImageLoss(keras.losses.Loss):
-    """Shared plumbing: ``get_config`` returns exactly the constructor arguments."""
+    """Shared plumbing: ``get_config`` returns exactly the constructor arguments, and ``call``
+    passes them, in ``_arguments`` order, to the pure function ``_function``."""
 
     _arguments: tuple[str, ...] = ()
+    _function: Any = None
 
     def __init__(self, name: str, reduction: str = "sum_over_batch_size") -> None:
         super().__init__(name=name, reduction=reduction)
@@ -210,6 +212,10 @@ class _ImageLoss(keras.losses.Loss):
     def get_config(self) -> dict[str, Any]:
         config = {key: getattr(self, key) for key in self._arguments}
         return {**config, "name": self.name, "reduction": self.reduction}
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        arguments = (getattr(self, key) for key in self._arguments)
+        return type(self)._function(y_true, y_pred, *arguments)
 
 
 @keras.saving.register_keras_serializable(package="mammoseg")
@@ -232,6 +238,7 @@ class WeightedBinaryCrossentropy(_ImageLoss):
     """
 
     _arguments = ("positive_weight", "negative_weight", "from_logits")
+    _function = staticmethod(weighted_binary_crossentropy)
 
     def __init__(
         self,
@@ -245,11 +252,6 @@ class WeightedBinaryCrossentropy(_ImageLoss):
         self.positive_weight = _check_positive("positive_weight", positive_weight)
         self.negative_weight = _check_positive("negative_weight", negative_weight)
         self.from_logits = bool(from_logits)
-
-    def call(self, y_true: Any, y_pred: Any) -> Any:
-        return weighted_binary_crossentropy(
-            y_true, y_pred, self.positive_weight, self.negative_weight, self.from_logits
-        )
 
 
 @keras.saving.register_keras_serializable(package="mammoseg")
@@ -266,6 +268,7 @@ class BinaryFocalLoss(_ImageLoss):
     """
 
     _arguments = ("gamma", "alpha", "from_logits")
+    _function = staticmethod(binary_focal_loss)
 
     def __init__(
         self,
@@ -281,9 +284,6 @@ class BinaryFocalLoss(_ImageLoss):
             raise ValueError(f"`alpha` must be None or a number in [0, 1], received {alpha!r}")
         self.alpha = None if alpha is None else float(alpha)
         self.from_logits = bool(from_logits)
-
-    def call(self, y_true: Any, y_pred: Any) -> Any:
-        return binary_focal_loss(y_true, y_pred, self.gamma, self.alpha, self.from_logits)
 
 
 @keras.saving.register_keras_serializable(package="mammoseg")
@@ -301,6 +301,7 @@ class DiceLoss(_ImageLoss):
     """
 
     _arguments = ("smooth", "from_logits", "over_batch")
+    _function = staticmethod(dice_loss)
 
     def __init__(
         self,
@@ -314,9 +315,6 @@ class DiceLoss(_ImageLoss):
         self.smooth = _check_positive("smooth", smooth, allow_zero=True)
         self.from_logits = bool(from_logits)
         self.over_batch = bool(over_batch)
-
-    def call(self, y_true: Any, y_pred: Any) -> Any:
-        return dice_loss(y_true, y_pred, self.smooth, self.from_logits, self.over_batch)
 
 
 @keras.saving.register_keras_serializable(package="mammoseg")
@@ -335,6 +333,7 @@ class TverskyLoss(_ImageLoss):
     """
 
     _arguments = ("alpha", "beta", "smooth", "from_logits", "over_batch")
+    _function = staticmethod(tversky_loss)
 
     def __init__(
         self,
@@ -355,11 +354,6 @@ class TverskyLoss(_ImageLoss):
         self.from_logits = bool(from_logits)
         self.over_batch = bool(over_batch)
 
-    def call(self, y_true: Any, y_pred: Any) -> Any:
-        return tversky_loss(
-            y_true, y_pred, self.alpha, self.beta, self.smooth, self.from_logits, self.over_batch
-        )
-
 
 @keras.saving.register_keras_serializable(package="mammoseg")
 class FocalTverskyLoss(TverskyLoss):
@@ -371,6 +365,7 @@ class FocalTverskyLoss(TverskyLoss):
     """
 
     _arguments = ("alpha", "beta", "gamma", "smooth", "from_logits", "over_batch")
+    _function = staticmethod(focal_tversky_loss)
 
     def __init__(
         self,
@@ -385,18 +380,6 @@ class FocalTverskyLoss(TverskyLoss):
     ) -> None:
         super().__init__(alpha, beta, smooth, from_logits, over_batch, name, reduction)
         self.gamma = _check_positive("gamma", gamma)
-
-    def call(self, y_true: Any, y_pred: Any) -> Any:
-        return focal_tversky_loss(
-            y_true,
-            y_pred,
-            self.alpha,
-            self.beta,
-            self.gamma,
-            self.smooth,
-            self.from_logits,
-            self.over_batch,
-        )
 
 
 @keras.saving.register_keras_serializable(package="mammoseg")
