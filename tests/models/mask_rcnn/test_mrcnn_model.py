@@ -3,6 +3,7 @@
 import os
 import re
 
+import keras
 import numpy as np
 import pytest
 from conftest import Discs, tiny_config
@@ -178,6 +179,9 @@ def test_augmentation_must_keep_shapes(config):
 @pytest.mark.slow
 def test_learns_discs(tmp_path):
     """A longer run: the tiny model finds single discs (matterport mAP@0.5 above 0.5)."""
+    # Seeded: from an unlucky random start this short run sometimes found nothing (seen once
+    # in CI-like runs), and a test must not depend on luck.
+    keras.utils.set_random_seed(0)
     config = tiny_config(STEPS_PER_EPOCH=60, DETECTION_MIN_CONFIDENCE=0.5)
     model = MaskRCNN("training", config, tmp_path)
     model.train(Discs(60), Discs(4, seed=1), 0.02, epochs=6, layers="all")
