@@ -41,6 +41,9 @@ class RecipeConfig:
             dropped.
         crop_margin: dilation of the breast region, as a share of the image's long side.
         kinds: lesion kinds trained and evaluated.
+        scale_range: (low, high) zoom of training patches, drawn log-uniformly (1, 1: off); a
+            small database holds few masses, and seeing each at several sizes covers the
+            range of radii better than the training set alone.
 
     Raises:
         ValueError: any value outside its range, naming the field.
@@ -69,6 +72,7 @@ class RecipeConfig:
     min_candidate_area: int = 4
     crop_margin: float = 0.02
     kinds: tuple[str, ...] = ("mass",)
+    scale_range: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         for name in (
@@ -115,6 +119,13 @@ class RecipeConfig:
                 f"`min_candidate_area` must be >= 1, received {self.min_candidate_area!r}"
             )
         object.__setattr__(self, "kinds", tuple(self.kinds))
+        scale = tuple(float(v) for v in self.scale_range)
+        if len(scale) != 2 or not 0.25 <= scale[0] <= scale[1] <= 4.0:
+            raise ValueError(
+                "`scale_range` must be (low, high) with 0.25 <= low <= high <= 4, received "
+                f"{self.scale_range!r}"
+            )
+        object.__setattr__(self, "scale_range", scale)
 
     def scale_for(self, shape: tuple[int, int]) -> float:
         """Resize factor from an original image of ``shape`` to the working resolution."""
@@ -126,6 +137,7 @@ class RecipeConfig:
     def to_dict(self) -> dict:
         out = asdict(self)
         out["kinds"] = list(self.kinds)
+        out["scale_range"] = list(self.scale_range)
         return out
 
     @classmethod

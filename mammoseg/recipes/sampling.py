@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+from scipy import ndimage
 
 from mammoseg.recipes.preprocess import WorkingImage
 
@@ -26,6 +27,10 @@ class LesionCentredSampler:
         batch_size: patches per batch.
         augment: random flips, 90° rotations and a small intensity scale and shift.
         seed: seed of the random generator.
+        scale_range: (low, high) zoom factors drawn log-uniformly per patch when ``augment``
+            is on: a patch covers ``patch_size / zoom`` working pixels, resampled to
+            ``patch_size`` (image bilinear, mask nearest), so one training mass is also seen
+            smaller and larger. (1, 1) turns it off.
 
     Raises:
         ValueError: no images, a patch size below 8, or a fraction outside [0, 1].
@@ -45,6 +50,7 @@ class LesionCentredSampler:
         batch_size: int = 8,
         augment: bool = True,
         seed: int = 0,
+        scale_range: tuple[float, float] = (1.0, 1.0),
     ) -> None:
         if not images:
             raise ValueError("`images` must hold at least one WorkingImage, received none")
@@ -52,6 +58,12 @@ class LesionCentredSampler:
             raise ValueError(f"`patch_size` must be an integer >= 8, received {patch_size!r}")
         if not 0.0 <= lesion_fraction <= 1.0:
             raise ValueError(f"`lesion_fraction` must be in [0, 1], received {lesion_fraction!r}")
+        low, high = (float(v) for v in scale_range)
+        if not 0.25 <= low <= high <= 4.0:
+            raise ValueError(
+                f"`scale_range` must be (low, high) with 0.25 <= low <= high <= 4, received "
+                f"{scale_range!r}"
+            )
         if any(im.mask is None for im in images):
             raise ValueError("every image needs a truth mask: use `prepare_record`")
         self.images = list(images)
@@ -60,8 +72,10 @@ class LesionCentredSampler:
         self.batch_size = batch_size
         self.augment = augment
         self.rng = np.random.default_rng(seed)
+        self.scale_range = (low, high)
         self.with_lesion = [i for i, im in enumerate(self.images) if im.lesions]
-        half = patch_size // 2
+        # Room for the largest source window a zoom-out can ask for, centred anywhere.
+        self._half = half = int(np.ceil(patch_size / (2 * low))) + 1
         pad = ((half, half), (half, half))
         self._padded = [
             (np.pad(im.image, pad, constant_values=im.background), np.pad(im.mask, pad))
@@ -93,12 +107,30 @@ class LesionCentredSampler:
         row, col = pixels[rng.integers(len(pixels))]
         return index, int(row), int(col), False
 
-    def patch(self, index: int, row: int, col: int) -> tuple[np.ndarray, np.ndarray]:
-        """The (image, mask) patch of image ``index`` centred on (row, col), padded as needed."""
+    def patch(
+        self, index: int, row: int, col: int, zoom: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The (image, mask) patch of image ``index`` centred on (row, col), padded as needed.
+
+        With ``zoom`` other than 1 the patch covers ``patch_size / zoom`` working pixels,
+        resampled to ``patch_size``.
+        """
         image, mask = self._padded[index]
-        # In padded coordinates the patch centred on (row, col) starts at (row, col).
         size = self.patch_size
-        return image[row : row + size, col : col + size], mask[row : row + size, col : col + size]
+        source = size if zoom == 1.0 else max(2, int(round(size / zoom)))
+        # (row, col) sits at (row + half, col + half) in the padded arrays.
+        top, left = row + self._half - size // 2, col + self._half - size // 2
+        if source == size:
+            return image[top : top + size, left : left + size], mask[
+                top : top + size, left : left + size
+            ]
+        top, left = row + self._half - source // 2, col + self._half - source // 2
+        window = image[top : top + source, left : left + source]
+        window_mask = mask[top : top + source, left : left + source]
+        factor = size / source
+        zoomed = ndimage.zoom(window, factor, order=1, grid_mode=True, mode="nearest")
+        zoomed_mask = ndimage.zoom(window_mask, factor, order=0, grid_mode=True, mode="nearest")
+        return zoomed[:size, :size], zoomed_mask[:size, :size]
 
     def _augment(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rng = self.rng
@@ -116,7 +148,10 @@ class LesionCentredSampler:
         y = np.empty((self.batch_size, size, size, 1), np.float32)
         for b in range(self.batch_size):
             index, row, col, _ = self.sample_centre()
-            image, mask = self.patch(index, row, col)
+            zoom = 1.0
+            if self.augment and self.scale_range != (1.0, 1.0):
+                zoom = float(np.exp(self.rng.uniform(*np.log(self.scale_range))))
+            image, mask = self.patch(index, row, col, zoom)
             if self.augment:
                 image, mask = self._augment(image, mask)
             x[b, ..., 0], y[b, ..., 0] = image, mask

@@ -192,7 +192,12 @@ def train_recipe(
         for name in (BEST_WEIGHTS, BEST_STATE, VALIDATION_LOG):
             (folder / name).unlink(missing_ok=True)
     sampler = LesionCentredSampler(
-        train_images, config.patch_size, config.lesion_fraction, config.batch_size, seed=seed
+        train_images,
+        config.patch_size,
+        config.lesion_fraction,
+        config.batch_size,
+        seed=seed,
+        scale_range=config.scale_range,
     )
     validation = WholeImageValidation(val_images, config, folder, resume=resume)
     # A fixed set of validation patches gives Keras a `val_loss` to log beside the whole-image

@@ -55,6 +55,8 @@ def test_random_patches_outside_the_image_are_padded_with_the_background():
         ({"images": []}, "at least one"),
         ({"patch_size": 4}, "`patch_size`"),
         ({"lesion_fraction": 1.5}, "`lesion_fraction`"),
+        ({"scale_range": (2.0, 1.0)}, "`scale_range`"),
+        ({"scale_range": (0.1, 1.0)}, "`scale_range`"),
     ],
 )
 def test_invalid_arguments(kwargs, message):
@@ -68,3 +70,38 @@ def test_config_rejects_a_patch_that_does_not_fit_the_depth():
         RecipeConfig(patch_size=100, depth=4)
     with pytest.raises(ValueError, match="`loss` must be one of"):
         RecipeConfig(loss="bce")
+
+
+@pytest.mark.parametrize("zoom", [0.5, 2.0])
+def test_zoomed_patch_scales_the_lesion_about_the_centre(zoom):
+    work = _working(shape=(200, 200), lesion=(100, 100, 10))
+    sampler = LesionCentredSampler([work], 64, scale_range=(0.5, 2.0), seed=0)
+    image, mask = sampler.patch(0, 100, 100, zoom)
+    assert image.shape == mask.shape == (64, 64)
+    # A disc of radius 10 becomes one of radius 10 * zoom, still centred in the patch.
+    assert mask.sum() == pytest.approx(np.pi * (10 * zoom) ** 2, rel=0.12)
+    rows, cols = np.nonzero(mask)
+    assert rows.mean() == pytest.approx(31.5, abs=1.0) and cols.mean() == pytest.approx(
+        31.5, abs=1.0
+    )
+    assert set(np.unique(mask)) <= {0, 1}
+    # The image followed the mask: the zoomed bright disc lies where the mask is.
+    assert image[mask > 0].mean() > 0.9 and image[mask == 0].mean() < 0.1
+
+
+def test_zoom_one_is_the_plain_patch_and_batches_use_the_range():
+    work = _working(shape=(200, 200), lesion=(100, 100, 10))
+    sampler = LesionCentredSampler([work], 64, lesion_fraction=1.0, scale_range=(0.5, 2.0))
+    plain = LesionCentredSampler([work], 64)
+    np.testing.assert_array_equal(sampler.patch(0, 90, 95)[1], plain.patch(0, 90, 95)[1])
+    areas = [sampler.batch()[1].sum(axis=(1, 2, 3)) for _ in range(20)]
+    areas = np.concatenate(areas)
+    # Lesion-centred patches at zoom 0.5..2 hold discs of about 79 to 1257 pixels.
+    assert areas.min() < 0.6 * np.pi * 100 and areas.max() > 1.6 * np.pi * 100
+
+
+def test_config_scale_range_round_trips_and_is_checked():
+    config = RecipeConfig(scale_range=(0.8, 1.25))
+    assert RecipeConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="`scale_range`"):
+        RecipeConfig(scale_range=(1.5, 1.0))
