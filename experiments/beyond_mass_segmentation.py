@@ -259,11 +259,40 @@ def _notes(run: common.Run, config: RecipeConfig) -> str:
     return "\n".join(lines)
 
 
+def apply_overrides(config: RecipeConfig, items: list[str]) -> RecipeConfig:
+    """``--set KEY=VALUE`` pairs over a mode's config; values are read as JSON, else text.
+
+    >>> apply_overrides(CONFIGS["default"], ["working_size=256", "scale_range=[0.8,1.25]"])
+    RecipeConfig(working_size=256, ...)
+    """
+    values = config.to_dict()
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in values:
+            known = ", ".join(sorted(values))
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE with KEY one of {known}")
+        try:
+            values[key] = json.loads(text)
+        except json.JSONDecodeError:
+            values[key] = text
+    try:
+        return RecipeConfig.from_dict(values)
+    except (TypeError, ValueError) as error:
+        raise SystemExit(f"--set: {error}") from None
+
+
 def main(argv=None) -> None:
     parser = common.build_parser(__doc__)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a RecipeConfig field of the mode, e.g. --set working_size=256 (repeatable)",
+    )
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "paper" if args.paper_scale else "default"
-    config = CONFIGS[mode]
+    config = apply_overrides(CONFIGS[mode], args.set)
     scale = replace(
         common.SCALES[mode],
         image_size=config.working_size,

@@ -77,3 +77,20 @@ def _phantom_image(tmp_path: Path) -> Path:
 
     root = phantom.generate(tmp_path / "ph", n_images=1, size=128, progress=False)
     return root / "mdb001.pgm"
+
+
+def test_set_overrides_recipe_fields_and_names_bad_keys():
+    sys.path.insert(0, str(REPO / "experiments"))
+    try:
+        import beyond_mass_segmentation as beyond
+    finally:
+        sys.path.remove(str(REPO / "experiments"))
+    base = beyond.CONFIGS["default"]
+    config = beyond.apply_overrides(base, ["working_size=256", "scale_range=[0.8, 1.25]"])
+    assert config.working_size == 256 and config.scale_range == (0.8, 1.25)
+    assert config.patch_size == base.patch_size
+    assert beyond.apply_overrides(base, ["loss=focal_tversky"]).loss == "focal_tversky"
+    with pytest.raises(SystemExit, match="working_sise=256.*KEY one of.*working_size"):
+        beyond.apply_overrides(base, ["working_sise=256"])
+    with pytest.raises(SystemExit, match="`patch_size` must be a multiple"):
+        beyond.apply_overrides(base, ["patch_size=100"])
