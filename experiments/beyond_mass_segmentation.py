@@ -217,6 +217,16 @@ def _findings(run: common.Run) -> list[tuple[str, str, str, str]]:
             "—",
         ),
         (
+            "test Dice per image by mass radius (at 1024 px: < 29, 29-64, ≥ 64 px)",
+            "—",
+            "; ".join(
+                f"{band} {common.fmt(value)} (n={count})"
+                for band, (value, count) in test.get("dice_by_size", {}).items()
+            )
+            or "—",
+            "where the recipe succeeds and fails",
+        ),
+        (
             "training time (default run: ≤ 30 min on 2 CPU cores)",
             "—",
             f"{train_min:.1f} min, {result['training']['epochs_run']} epochs, best at "

@@ -37,6 +37,8 @@ class Evaluation:
         truths: per image, what `mammoseg.metrics.froc` takes as truth (a list of `Lesion`s, or
             the mask when a lesion has no circle).
         kept: probability maps (original pixels) of the images asked for, by image id.
+        radii: per image, the radius of its largest lesion of the chosen kinds scaled to a
+            1024-pixel long side (NaN when it has none or the source gives no radius).
     """
 
     thresholds: tuple[float, ...]
@@ -45,6 +47,16 @@ class Evaluation:
     candidates: list[list[Region]] = field(default_factory=list)
     truths: list = field(default_factory=list)
     kept: dict[str, np.ndarray] = field(default_factory=dict)
+    radii: list[float] = field(default_factory=list)
+
+
+# Mass radius bands at a 1024-pixel long side: mini-MIAS's quartiles (facts.md §4).
+SIZE_BANDS = {"small": (0.0, 29.0), "medium": (29.0, 64.0), "large": (64.0, np.inf)}
+
+
+def _largest_radius(record: Record, kinds, shape) -> float:
+    radii = [les.radius for les in record.lesions if les.kind in kinds and les.radius]
+    return max(radii) * 1024.0 / max(shape) if radii else float("nan")
 
 
 def _froc_truth(record: Record, kinds, mask: np.ndarray):
@@ -81,6 +93,7 @@ def evaluate_records(
             extract_candidates(prob, config.candidate_threshold, int(np.ceil(min_area)))
         )
         result.truths.append(_froc_truth(record, config.kinds, truth))
+        result.radii.append(_largest_radius(record, config.kinds, image.shape))
         if record.image_id in keep:
             result.kept[record.image_id] = prob
     return result
@@ -93,8 +106,10 @@ def split_metrics(evaluation: Evaluation, threshold: float) -> dict:
         dict with ``dice_per_image_mean`` (over images with a lesion), ``dice_pooled``,
         ``foreground_iou`` (pooled), ``empty_prediction_rate`` (share of images with a lesion
         whose mask is empty), ``lesion_sensitivity_at_1fppi``, ``froc`` ({fp per image:
-        sensitivity}), ``froc_mean``, ``n_images``, ``n_images_with_lesion``, ``n_lesions`` and
-        ``threshold``. Definitions as in `mammoseg.metrics`.
+        sensitivity}), ``froc_mean``, ``n_images``, ``n_images_with_lesion``, ``n_lesions``,
+        ``dice_by_size`` ({band: [Dice/image, images]} by the largest lesion's radius at a
+        1024-pixel long side, bands `SIZE_BANDS`) and ``threshold``. Definitions as in
+        `mammoseg.metrics`.
 
     Raises:
         ValueError: ``threshold`` is not one of the evaluation's thresholds.
@@ -127,12 +142,24 @@ def split_metrics(evaluation: Evaluation, threshold: float) -> dict:
         "n_images_with_lesion": int(has_lesion.sum()),
         "n_lesions": int(n_lesions),
         "false_positive_pixels_on_normals": int(fp[~has_lesion].sum()),
+        "dice_by_size": _dice_by_size(dice, has_lesion, evaluation.radii),
         "threshold": float(threshold),
     }
+
+
+def _dice_by_size(dice: np.ndarray, has_lesion: np.ndarray, radii: Sequence[float]) -> dict:
+    radii = np.asarray(radii, dtype=np.float64)
+    if radii.shape != dice.shape:  # an Evaluation built by hand, without radii
+        return {}
+    out = {}
+    for band, (low, high) in SIZE_BANDS.items():
+        chosen = has_lesion & (radii >= low) & (radii < high)
+        out[band] = [float(np.mean(dice[chosen])) if chosen.any() else None, int(chosen.sum())]
+    return out
 
 
 def _finite(value: float) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-__all__ = ["Evaluation", "evaluate_records", "split_metrics"]
+__all__ = ["SIZE_BANDS", "Evaluation", "evaluate_records", "split_metrics"]

@@ -45,3 +45,15 @@ def test_split_metrics_by_hand():
 def test_split_metrics_needs_an_evaluated_threshold():
     with pytest.raises(ValueError, match="was not evaluated"):
         split_metrics(_evaluation(), 0.4)
+
+
+def test_dice_by_size_bands_by_the_largest_radius():
+    ev = _evaluation()
+    # image a: radius 70 (large, Dice 0.75); image b: radius 20 (small, Dice 0); c: normal
+    ev.radii = [70.0, 20.0, float("nan")]
+    bands = split_metrics(ev, 0.5)["dice_by_size"]
+    assert bands == {"small": [0.0, 1], "medium": [None, 0], "large": [0.75, 1]}
+    ev.radii = [29.0, 63.9, float("nan")]  # 29 opens the medium band, 64 would close it
+    assert split_metrics(ev, 0.5)["dice_by_size"]["medium"] == [0.375, 2]
+    ev.radii = []  # built without radii: no breakdown rather than a wrong one
+    assert split_metrics(ev, 0.5)["dice_by_size"] == {}
