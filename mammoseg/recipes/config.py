@@ -59,7 +59,7 @@ class RecipeConfig:
     overlap: float = 0.5
     tta: bool = True
     base_filters: int = 16
-    depth: int = 4
+    depth: int = 5
     loss: str = "dice_bce"
     learning_rate: float = 2e-3
     batch_size: int = 8
@@ -72,7 +72,7 @@ class RecipeConfig:
     min_candidate_area: int = 4
     crop_margin: float = 0.02
     kinds: tuple[str, ...] = ("mass",)
-    scale_range: tuple[float, float] = (1.0, 1.0)
+    scale_range: tuple[float, float] = (0.75, 1.33)
 
     def __post_init__(self) -> None:
         for name in (
