@@ -95,7 +95,14 @@ DEVELOPMENT = [
     "Dice saturates and stops penalising false positives |",
     "| batch Dice + BCE, 16 epochs (15.7 min) | 0.227 | 0.26 | 0.40 | val Dice still rising "
     "slowly at the end |",
-    "| batch Dice + BCE, 24 epochs (this run's default) | see above | | | |",
+    "| batch Dice + BCE, depth-4 UNet, 24 epochs (13.9 min) | 0.195 | 0.21 | 0.35 | val "
+    "0.330; by mass radius: small 0.00, medium 0.23, large 0.18 — even training images reach "
+    "only 0.31: the model underfits, large masses are found only in part |",
+    "| 1024 → 256, 128² patches, half of them on a mass, zoom 0.8-1.25, batch 12 (early stop "
+    "at epoch 24, 10.8 min) | 0.123 | 0.21 | 0.20 | val 0.265: a coarser grid loses the small "
+    "masses |",
+    "| depth-5 UNet, zoom 0.75-1.33, 30 epochs (this run's default, 20.6 min) | 0.331 | 0.00 | "
+    "0.65 | val 0.373 (chosen on it) |",
 ]
 
 
