@@ -103,6 +103,8 @@ DEVELOPMENT = [
     "masses |",
     "| depth-5 UNet, zoom 0.75-1.33, 30 epochs (this run's default, 20.6 min) | 0.331 | 0.00 | "
     "0.65 | val 0.373 (chosen on it) |",
+    "| the same with 40 epochs (early stop at 37, 23 min) | 0.176 | 0.16 | 0.35 | val 0.294: "
+    "runs of one recipe differ by as much as the recipes do |",
 ]
 
 
