@@ -283,8 +283,8 @@ def _notes(run: common.Run, config: RecipeConfig) -> str:
 def apply_overrides(config: RecipeConfig, items: list[str]) -> RecipeConfig:
     """``--set KEY=VALUE`` pairs over a mode's config; values are read as JSON, else text.
 
-    >>> apply_overrides(CONFIGS["default"], ["working_size=256", "scale_range=[0.8,1.25]"])
-    RecipeConfig(working_size=256, ...)
+    Example: ``apply_overrides(CONFIGS["default"], ["working_size=256", "depth=4"])`` is the
+    default mode at 256 pixels with a depth-4 UNet.
     """
     values = config.to_dict()
     for item in items:

@@ -15,6 +15,20 @@ RECIPE_FILE = "recipe.json"
 LOSSES = ("dice_bce", "focal_tversky")
 
 
+def check_scale_range(value) -> tuple[float, float]:
+    """``value`` as a (low, high) pair of patch zoom factors with 0.25 <= low <= high <= 4.
+
+    Raises:
+        ValueError: anything else, with the value received.
+    """
+    scale = tuple(float(v) for v in value)
+    if len(scale) != 2 or not 0.25 <= scale[0] <= scale[1] <= 4.0:
+        raise ValueError(
+            f"`scale_range` must be (low, high) with 0.25 <= low <= high <= 4, received {value!r}"
+        )
+    return scale
+
+
 @dataclass(frozen=True)
 class RecipeConfig:
     """Settings of the whole-mammogram mass segmentation recipe.
@@ -119,13 +133,7 @@ class RecipeConfig:
                 f"`min_candidate_area` must be >= 1, received {self.min_candidate_area!r}"
             )
         object.__setattr__(self, "kinds", tuple(self.kinds))
-        scale = tuple(float(v) for v in self.scale_range)
-        if len(scale) != 2 or not 0.25 <= scale[0] <= scale[1] <= 4.0:
-            raise ValueError(
-                "`scale_range` must be (low, high) with 0.25 <= low <= high <= 4, received "
-                f"{self.scale_range!r}"
-            )
-        object.__setattr__(self, "scale_range", scale)
+        object.__setattr__(self, "scale_range", check_scale_range(self.scale_range))
 
     def scale_for(self, shape: tuple[int, int]) -> float:
         """Resize factor from an original image of ``shape`` to the working resolution."""

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from scipy import ndimage
 
+from mammoseg.recipes.config import check_scale_range
 from mammoseg.recipes.preprocess import WorkingImage
 
 
@@ -33,7 +34,8 @@ class LesionCentredSampler:
             smaller and larger. (1, 1) turns it off.
 
     Raises:
-        ValueError: no images, a patch size below 8, or a fraction outside [0, 1].
+        ValueError: no images, a patch size below 8, a fraction outside [0, 1] or a bad
+            ``scale_range``.
 
     Example:
         >>> sampler = LesionCentredSampler(prepared, patch_size=128)  # doctest: +SKIP
@@ -58,12 +60,7 @@ class LesionCentredSampler:
             raise ValueError(f"`patch_size` must be an integer >= 8, received {patch_size!r}")
         if not 0.0 <= lesion_fraction <= 1.0:
             raise ValueError(f"`lesion_fraction` must be in [0, 1], received {lesion_fraction!r}")
-        low, high = (float(v) for v in scale_range)
-        if not 0.25 <= low <= high <= 4.0:
-            raise ValueError(
-                f"`scale_range` must be (low, high) with 0.25 <= low <= high <= 4, received "
-                f"{scale_range!r}"
-            )
+        low, high = check_scale_range(scale_range)
         if any(im.mask is None for im in images):
             raise ValueError("every image needs a truth mask: use `prepare_record`")
         self.images = list(images)
@@ -119,14 +116,11 @@ class LesionCentredSampler:
         size = self.patch_size
         source = size if zoom == 1.0 else max(2, int(round(size / zoom)))
         # (row, col) sits at (row + half, col + half) in the padded arrays.
-        top, left = row + self._half - size // 2, col + self._half - size // 2
-        if source == size:
-            return image[top : top + size, left : left + size], mask[
-                top : top + size, left : left + size
-            ]
         top, left = row + self._half - source // 2, col + self._half - source // 2
         window = image[top : top + source, left : left + source]
         window_mask = mask[top : top + source, left : left + source]
+        if source == size:
+            return window, window_mask
         factor = size / source
         zoomed = ndimage.zoom(window, factor, order=1, grid_mode=True, mode="nearest")
         zoomed_mask = ndimage.zoom(window_mask, factor, order=0, grid_mode=True, mode="nearest")
