@@ -281,21 +281,13 @@ def _notes(run: common.Run, config: RecipeConfig) -> str:
 
 
 def apply_overrides(config: RecipeConfig, items: list[str]) -> RecipeConfig:
-    """``--set KEY=VALUE`` pairs over a mode's config; values are read as JSON, else text.
+    """``--set KEY=VALUE`` pairs over a mode's config (`common.parse_set`).
 
     Example: ``apply_overrides(CONFIGS["default"], ["working_size=256", "depth=4"])`` is the
     default mode at 256 pixels with a depth-4 UNet.
     """
     values = config.to_dict()
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or key not in values:
-            known = ", ".join(sorted(values))
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE with KEY one of {known}")
-        try:
-            values[key] = json.loads(text)
-        except json.JSONDecodeError:
-            values[key] = text
+    values.update(common.parse_set(items, values))
     try:
         return RecipeConfig.from_dict(values)
     except (TypeError, ValueError) as error:
@@ -304,13 +296,7 @@ def apply_overrides(config: RecipeConfig, items: list[str]) -> RecipeConfig:
 
 def main(argv=None) -> None:
     parser = common.build_parser(__doc__)
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a RecipeConfig field of the mode, e.g. --set working_size=256 (repeatable)",
-    )
+    common.add_set_option(parser, "working_size=256 (a RecipeConfig field)")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "paper" if args.paper_scale else "default"
     config = apply_overrides(CONFIGS[mode], args.set)

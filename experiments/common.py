@@ -19,7 +19,7 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -75,6 +75,41 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=None, help="override the mode's epochs")
     parser.add_argument("--stop-after-epoch", type=int, default=None, help=argparse.SUPPRESS)
     return parser
+
+
+def parse_set(items: list[str], known: Collection[str]) -> dict:
+    """``--set KEY=VALUE`` pairs → {key: value}; values are read as JSON, else kept as text.
+
+    Raises:
+        SystemExit: an item has no ``=`` or its key is not in ``known`` (the message lists them).
+
+    Example:
+        >>> parse_set(["depth=4", "loss=dice_bce"], {"depth", "loss"})
+        {'depth': 4, 'loss': 'dice_bce'}
+    """
+    values = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in known:
+            raise SystemExit(
+                f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(known))}"
+            )
+        try:
+            values[key] = json.loads(text)
+        except json.JSONDecodeError:
+            values[key] = text
+    return values
+
+
+def add_set_option(parser: argparse.ArgumentParser, example: str) -> None:
+    """The repeatable ``--set KEY=VALUE`` option (see `parse_set`)."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a setting of the mode, e.g. --set {example} (repeatable)",
+    )
 
 
 def parse_data_option(value: str) -> tuple[str, Path | None]:

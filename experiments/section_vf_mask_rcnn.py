@@ -29,13 +29,20 @@ from pathlib import Path
 import common
 import numpy as np
 
-from mammoseg.models.mask_rcnn import COCO_HEADS, MammoConfig, MaskRCNN, RecordDataset, evaluate
+from mammoseg.models.mask_rcnn import (
+    COCO_HEADS,
+    MammoConfig,
+    MaskRCNN,
+    RandomFlips,
+    RecordDataset,
+    evaluate,
+)
 
 SECTION, TITLE = "V.F", "Mask R-CNN: transfer learning, matterport and COCO AP"
 PAPER_MAP = 0.0786
 VAL_IMAGES = 50
 # per mode: input side, backbone, narrow heads, epochs of the heads stage and in total, steps
-# per epoch, learning rate, validation images
+# per epoch, learning rate, validation images, random flips and quarter turns when training
 MODES = {
     "quick": dict(
         size=64,
@@ -46,6 +53,7 @@ MODES = {
         steps=2,
         lr=0.01,
         val_images=4,
+        augment=True,
     ),
     "default": dict(
         size=256,
@@ -56,6 +64,7 @@ MODES = {
         steps=100,
         lr=0.01,
         val_images=VAL_IMAGES,
+        augment=True,
     ),
     "paper": dict(
         size=512,
@@ -66,12 +75,16 @@ MODES = {
         steps=None,
         lr=0.001,
         val_images=VAL_IMAGES,
+        augment=False,
     ),
 }
 
 
-def make_config(mode: dict, n_train: int, backbone: str, pretrained: bool) -> MammoConfig:
-    """The authors' `MammoConfig`, shrunk for a CPU outside paper scale.
+def make_config(
+    mode: dict, n_train: int, backbone: str, pretrained: bool, overrides: dict | None = None
+) -> MammoConfig:
+    """The authors' `MammoConfig`, shrunk for a CPU outside paper scale; ``overrides`` (Config
+    fields, from ``--set``) come last.
 
     matterport freezes batch norm (TRAIN_BN False), which suits a pretrained backbone; from
     random weights the un-normalised network collapses to one output for every ROI, so batch
@@ -106,7 +119,7 @@ def make_config(mode: dict, n_train: int, backbone: str, pretrained: bool) -> Ma
         STEPS_PER_EPOCH=mode["steps"] or max(1, n_train // images_per_gpu),
         VALIDATION_STEPS=max(1, min(5, mode["val_images"] // images_per_gpu)),
         DETECTION_MAX_INSTANCES=100 if mode["size"] < 512 else 400,
-        **fields,
+        **{**fields, **(overrides or {})},
     )
 
 
@@ -120,21 +133,24 @@ def parse_weights(value: str) -> tuple[str, str | None]:
     return kind, path
 
 
-def train_and_detect(folder: Path, run, mode: dict, weights: tuple[str, str | None]) -> dict:
+def train_and_detect(
+    folder: Path, run, mode: dict, weights: tuple[str, str | None], overrides: dict | None = None
+) -> dict:
     splits = run.splits()
     size = mode["size"]
     train_set = RecordDataset.from_records(splits["train"], size=size)
     val_records = splits["val"][: mode["val_images"]]
     val_set = RecordDataset.from_records(val_records, size=size)
     backbone = mode["backbone"] if weights[0] == "none" else "resnet50"
-    config = make_config(mode, len(train_set.image_ids), backbone, weights[0] != "none")
+    config = make_config(mode, len(train_set.image_ids), backbone, weights[0] != "none", overrides)
     model = MaskRCNN("training", config, folder)
     if weights[0] == "coco":  # the authors' start: heads that depend on the classes excluded
         model.load_weights(weights[1], by_name=True, exclude=COCO_HEADS)
     elif weights[0] == "imagenet":
         model.load_weights(model.get_imagenet_weights(weights[1]), by_name=True)
-    model.train(train_set, val_set, config.LEARNING_RATE, mode["heads"], "heads")
-    model.train(train_set, val_set, config.LEARNING_RATE, mode["total"], "all")
+    flips = RandomFlips(seed=run.args.seed) if mode["augment"] else None
+    model.train(train_set, val_set, config.LEARNING_RATE, mode["heads"], "heads", flips)
+    model.train(train_set, val_set, config.LEARNING_RATE, mode["total"], "all", flips)
     history = folder / Path(model.log_dir).name / "history.csv"
 
     inference = MaskRCNN("inference", config, folder)
@@ -191,6 +207,8 @@ def train_and_detect(folder: Path, run, mode: dict, weights: tuple[str, str | No
         "weights": weights[0],
         "epochs": [mode["heads"], mode["total"]],
         "steps_per_epoch": config.STEPS_PER_EPOCH,
+        "augment": bool(mode["augment"]),
+        "config": config.to_dict(),
         "figures": [f for f in figures if f],
     }
 
@@ -297,15 +315,20 @@ def plot_froc(path: Path, froc: dict) -> str:
 def main(argv=None) -> None:
     parser = common.build_parser(__doc__)
     parser.add_argument("--weights", default="none", help="coco:PATH | imagenet:PATH | none")
+    common.add_set_option(parser, "total=40 (a mode key) or RPN_NMS_THRESHOLD=0.7 (a Config field)")
     args = parser.parse_args(argv)
     weights = parse_weights(args.weights)
     name = "quick" if args.quick else "paper" if args.paper_scale else "default"
-    mode = dict(MODES[name])
+    values = common.parse_set(args.set, [*MODES[name], *MammoConfig.field_names()])
+    mode = {**MODES[name], **{k: v for k, v in values.items() if k in MODES[name]}}
+    overrides = {k: v for k, v in values.items() if k not in MODES[name]}
     if args.epochs is not None:
         mode["total"] = max(args.epochs, mode["heads"] + 1)
     scale = replace(common.SCALES[name], image_size=mode["size"], epochs=mode["total"])
     run = common.Run(SECTION, TITLE, args, scale)
-    result = run.sub_run("mask_rcnn", lambda folder: train_and_detect(folder, run, mode, weights))
+    result = run.sub_run(
+        "mask_rcnn", lambda folder: train_and_detect(folder, run, mode, weights, overrides)
+    )
 
     if result.get("status") == "ok":
         ours = common.fmt(result["matterport_map"], 4)

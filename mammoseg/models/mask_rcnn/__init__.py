@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mammoseg.models.mask_rcnn.augment import RandomFlips
 from mammoseg.models.mask_rcnn.config import Config, MammoConfig
 from mammoseg.models.mask_rcnn.dataset import Dataset, RecordDataset
 from mammoseg.models.mask_rcnn.model import LAYER_REGEX, MaskRCNN
@@ -55,6 +56,7 @@ __all__ = [
     "MammoConfig",
     "MaskRCNN",
     "MaskRCNNModel",
+    "RandomFlips",
     "RecordDataset",
     "build_mask_rcnn",
 ]

@@ -41,6 +41,9 @@ FIELD_DOCS = {
     "RPN_ANCHOR_STRIDE": "anchor every this many feature-map cells",
     "RPN_NMS_THRESHOLD": "IoU above which the RPN suppresses proposals",
     "RPN_TRAIN_ANCHORS_PER_IMAGE": "anchors sampled per image to train the RPN",
+    "RPN_POSITIVE_IOU": "(mammoseg) anchor IoU with a truth box from which it is positive; "
+    "matterport fixes 0.7",
+    "RPN_NEGATIVE_IOU": "(mammoseg) anchor IoU below which it is negative; matterport fixes 0.3",
     "PRE_NMS_LIMIT": "top-scoring anchors kept before the proposal NMS",
     "POST_NMS_ROIS_TRAINING": "proposals kept after NMS when training",
     "POST_NMS_ROIS_INFERENCE": "proposals kept after NMS at inference",
@@ -115,6 +118,8 @@ class Config:
     RPN_ANCHOR_STRIDE = 1
     RPN_NMS_THRESHOLD = 0.7
     RPN_TRAIN_ANCHORS_PER_IMAGE = 256
+    RPN_POSITIVE_IOU = 0.7
+    RPN_NEGATIVE_IOU = 0.3
     PRE_NMS_LIMIT = 6000
     POST_NMS_ROIS_TRAINING = 2000
     POST_NMS_ROIS_INFERENCE = 1000
@@ -242,6 +247,11 @@ class Config:
             value = getattr(self, name)
             if not 0.0 < float(value) <= 1.0:
                 raise ValueError(f"`{name}` must be in (0, 1], received {value!r}")
+        if not 0.0 < float(self.RPN_NEGATIVE_IOU) <= float(self.RPN_POSITIVE_IOU) <= 1.0:
+            raise ValueError(
+                f"`RPN_NEGATIVE_IOU` and `RPN_POSITIVE_IOU` must satisfy 0 < negative <= "
+                f"positive <= 1, received {self.RPN_NEGATIVE_IOU!r} and {self.RPN_POSITIVE_IOU!r}"
+            )
         if not 0.0 <= float(self.DETECTION_MIN_CONFIDENCE) <= 1.0:
             raise ValueError(
                 f"`DETECTION_MIN_CONFIDENCE` must be in [0, 1], received "

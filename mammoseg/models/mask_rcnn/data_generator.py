@@ -187,6 +187,8 @@ class MaskRCNNSequence(keras.utils.PyDataset):
                 c.RPN_TRAIN_ANCHORS_PER_IMAGE,
                 c.RPN_BBOX_STD_DEV,
                 self.rng,
+                c.RPN_POSITIVE_IOU,
+                c.RPN_NEGATIVE_IOU,
             )
             k = len(class_ids)
             out["input_image"][i] = utils.mold_image(image, c.MEAN_PIXEL)

@@ -36,11 +36,14 @@ def build_rpn_targets(
     train_anchors_per_image: int,
     bbox_std_dev: Sequence[float],
     rng: np.random.Generator | None = None,
+    positive_iou: float = RPN_POSITIVE_IOU,
+    negative_iou: float = RPN_NEGATIVE_IOU,
 ):
     """Label anchors for the RPN and compute the deltas of the positive ones.
 
-    An anchor is positive when its IoU with a truth box is >= 0.7 or it is the best anchor of
-    some truth box, negative below 0.3, neutral otherwise. At most half of
+    An anchor is positive when its IoU with a truth box is >= ``positive_iou`` (matterport:
+    0.7) or it is the best anchor of some truth box, negative below ``negative_iou`` (0.3),
+    neutral otherwise. At most half of
     ``train_anchors_per_image`` are positive; negatives fill the rest; the others become neutral.
     Crowd boxes (negative class ids) are not used.
 
@@ -48,6 +51,7 @@ def build_rpn_targets(
         anchors: [A, 4] pixel anchors. gt_boxes: [M, 4] pixel boxes. gt_class_ids: [M].
         train_anchors_per_image: anchors used per image (RPN_TRAIN_ANCHORS_PER_IMAGE).
         bbox_std_dev: RPN_BBOX_STD_DEV, dividing the deltas.
+        positive_iou, negative_iou: RPN_POSITIVE_IOU and RPN_NEGATIVE_IOU of the config.
 
     Returns:
         ``(rpn_match [A] int32 in {1, -1, 0}, rpn_bbox [train_anchors_per_image, 4])``; the
@@ -64,11 +68,11 @@ def build_rpn_targets(
         overlaps = compute_overlaps(anchors, gt_boxes)
         best_gt = np.argmax(overlaps, axis=1)
         best_iou = overlaps[np.arange(len(anchors)), best_gt]
-        rpn_match[best_iou < RPN_NEGATIVE_IOU] = -1
+        rpn_match[best_iou < negative_iou] = -1
         # every truth box gets its best anchor(s), however low the IoU
         best_anchors = np.argwhere(overlaps == overlaps.max(axis=0, keepdims=True))[:, 0]
         rpn_match[best_anchors] = 1
-        rpn_match[best_iou >= RPN_POSITIVE_IOU] = 1
+        rpn_match[best_iou >= positive_iou] = 1
     positives = np.where(rpn_match == 1)[0]
     extra = len(positives) - train_anchors_per_image // 2
     if extra > 0:

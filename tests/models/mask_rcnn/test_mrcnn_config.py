@@ -56,6 +56,8 @@ def test_subclass_and_override():
         ({"IMAGE_RESIZE_MODE": "pad"}, r"`IMAGE_RESIZE_MODE` must be one of"),
         ({"MEAN_PIXEL": [1.0]}, r"`MEAN_PIXEL` must have IMAGE_CHANNEL_COUNT=3 values"),
         ({"RPN_NMS_THRESHOLD": 1.5}, r"`RPN_NMS_THRESHOLD` must be in \(0, 1\], received 1.5"),
+        ({"RPN_NEGATIVE_IOU": 0.8}, r"0 < negative <= positive <= 1, received 0.8 and 0.7"),
+        ({"RPN_POSITIVE_IOU": 1.2}, r"0 < negative <= positive <= 1, received 0.3 and 1.2"),
     ],
 )
 def test_invalid_values(overrides, message):

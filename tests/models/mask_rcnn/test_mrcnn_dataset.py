@@ -1,5 +1,6 @@
 """Dataset registry (matterport's), the Records adapter, the registry builder, .keras saving."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -120,10 +121,18 @@ def test_keras_save_and_reload_gives_same_outputs(tmp_path):
 @pytest.mark.slow
 def test_section_vf_quick_writes_the_report(tmp_path):
     script = REPO / "experiments" / "section_vf_mask_rcnn.py"
-    if not (REPO / "experiments" / "common.py").exists():
-        pytest.skip("experiments/common.py is not there yet")
     subprocess.run(
-        [sys.executable, str(script), "--quick", "--output-dir", str(tmp_path)],
+        [
+            sys.executable,
+            str(script),
+            "--quick",
+            "--output-dir",
+            str(tmp_path),
+            "--set",
+            "total=3",
+            "--set",
+            "RPN_POSITIVE_IOU=0.5",
+        ],
         check=True,
         cwd=REPO,
         timeout=900,
@@ -132,3 +141,21 @@ def test_section_vf_quick_writes_the_report(tmp_path):
     assert "0.0786" in report and "COCO mask AP" in report and "FROC" in report
     for figure in ("fig6_precision_recall.png", "fig6_losses.png", "fig5_truth_vs_prediction.png"):
         assert (tmp_path / figure).is_file(), figure
+    result = json.loads((tmp_path / "mask_rcnn" / "result.json").read_text())
+    assert result["epochs"] == [1, 3]
+    assert result["config"]["RPN_POSITIVE_IOU"] == 0.5 and result["augment"] is True
+
+
+def test_section_vf_bad_set_key_names_the_known_keys(tmp_path):
+    script = REPO / "experiments" / "section_vf_mask_rcnn.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--quick", "--output-dir", str(tmp_path)]
+        + ["--set", "RPN_POSITIVE_IOUU=0.5"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert done.returncode != 0
+    assert "--set 'RPN_POSITIVE_IOUU=0.5': expected KEY=VALUE" in done.stderr
+    assert "RPN_POSITIVE_IOU," in done.stderr and "total" in done.stderr

@@ -148,6 +148,16 @@ def test_build_rpn_targets_hand_example():
     assert not bbox[2:].any()
 
 
+def test_build_rpn_targets_thresholds_are_settable():
+    # the 16x16 anchor has IoU 100/256 = 0.39 with the truth: neutral by matterport's 0.7/0.3
+    anchors = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [0, 0, 16, 16.0]])
+    gt, ids, std = np.array([[0, 0, 10, 10]]), np.array([1]), [0.1, 0.1, 0.2, 0.2]
+    match, _ = targets.build_rpn_targets(anchors, ids, gt, 8, std, positive_iou=0.35)
+    assert match.tolist() == [1, -1, 1]
+    match, _ = targets.build_rpn_targets(anchors, ids, gt, 8, std, negative_iou=0.45)
+    assert match.tolist() == [1, -1, -1]
+
+
 def test_build_rpn_targets_balances_the_sample():
     rng = np.random.default_rng(0)
     anchors = np.array([[0, 0, 10, 10]] * 10 + [[50, 50, 60, 60]] * 30, float)

@@ -156,6 +156,27 @@ def test_generator_skips_images_without_instances(config):
         MaskRCNNSequence(Discs(3, empty=(0, 1, 2)), config, steps=1)[0]
 
 
+def test_generator_uses_the_config_rpn_thresholds(config):
+    """A lower RPN_POSITIVE_IOU labels more anchors positive for the same disc."""
+    counts = []
+    for positive in (0.7, 0.4):
+        fields = {k: getattr(config, k) for k in config.field_names()}
+        seq = MaskRCNNSequence(
+            Discs(2), type(config)(**{**fields, "RPN_POSITIVE_IOU": positive}), seed=0
+        )
+        counts.append(int((seq[0]["input_rpn_match"] == 1).sum()))
+    assert counts[1] > counts[0] >= 2
+
+
+def test_generator_applies_augmentation_to_image_and_masks(config):
+    data = Discs(1)
+    plain = load_image_gt(data, config, 0)
+    flipped = load_image_gt(data, config, 0, lambda im, m: (im[:, ::-1], m[:, ::-1]))
+    np.testing.assert_array_equal(flipped[0], plain[0][:, ::-1])
+    y1, x1, y2, x2 = plain[3][0]
+    assert flipped[3][0].tolist() == [y1, 64 - x2, y2, 64 - x1]
+
+
 def test_load_image_gt_box_and_mini_mask(config):
     data = Discs(1)
     image, meta, class_ids, boxes, masks = load_image_gt(data, config, 0)
