@@ -109,7 +109,7 @@ def make_config(
         # any lesion (their losses fall to 0); Detectron adds the truth boxes to the proposals.
         fields.update(ADD_GT_TO_PROPOSALS=True)
     images_per_gpu = 6 if mode["size"] >= 512 else 2
-    return MammoConfig(
+    fields.update(
         BACKBONE=backbone,
         IMAGE_MIN_DIM=mode["size"],
         IMAGE_MAX_DIM=mode["size"],
@@ -119,8 +119,8 @@ def make_config(
         STEPS_PER_EPOCH=mode["steps"] or max(1, n_train // images_per_gpu),
         VALIDATION_STEPS=max(1, min(5, mode["val_images"] // images_per_gpu)),
         DETECTION_MAX_INSTANCES=100 if mode["size"] < 512 else 400,
-        **{**fields, **(overrides or {})},
     )
+    return MammoConfig(**{**fields, **(overrides or {})})
 
 
 def parse_weights(value: str) -> tuple[str, str | None]:
@@ -149,7 +149,11 @@ def train_and_detect(
     elif weights[0] == "imagenet":
         model.load_weights(model.get_imagenet_weights(weights[1]), by_name=True)
     flips = RandomFlips(seed=run.args.seed) if mode["augment"] else None
-    model.train(train_set, val_set, config.LEARNING_RATE, mode["heads"], "heads", flips)
+    if weights[0] != "none":
+        # The heads stage protects pretrained features; a random backbone has none to protect,
+        # and frozen it runs its batch norm on initial statistics, so from scratch every
+        # layer trains from the first step.
+        model.train(train_set, val_set, config.LEARNING_RATE, mode["heads"], "heads", flips)
     model.train(train_set, val_set, config.LEARNING_RATE, mode["total"], "all", flips)
     history = folder / Path(model.log_dir).name / "history.csv"
 

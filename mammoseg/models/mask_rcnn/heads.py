@@ -39,11 +39,14 @@ def build_rpn_model(
         strides=anchor_stride,
         name="rpn_conv_shared",
     )(feature_map)
-    x = layers.Conv2D(2 * anchors_per_location, 1, name="rpn_class_raw")(shared)
-    logits = layers.Reshape((-1, 2), name="rpn_class_logits")(x)
+    # The scores and deltas are computed in float32 even under mixed precision: the proposal
+    # layer ranks ~16k anchors by score, and bfloat16 logits (8-bit mantissa) tie by the
+    # thousand, so top-k would fall back to anchor order (the image's top-left corner).
+    x = layers.Conv2D(2 * anchors_per_location, 1, name="rpn_class_raw", dtype="float32")(shared)
+    logits = layers.Reshape((-1, 2), name="rpn_class_logits", dtype="float32")(x)
     probs = layers.Activation("softmax", dtype="float32", name="rpn_class_xxx")(logits)
-    x = layers.Conv2D(4 * anchors_per_location, 1, name="rpn_bbox_pred")(shared)
-    bbox = layers.Reshape((-1, 4), name="rpn_bbox")(x)
+    x = layers.Conv2D(4 * anchors_per_location, 1, name="rpn_bbox_pred", dtype="float32")(shared)
+    bbox = layers.Reshape((-1, 4), name="rpn_bbox", dtype="float32")(x)
     return keras.Model(feature_map, [logits, probs, bbox], name="rpn_model")
 
 
@@ -80,8 +83,9 @@ class FPNClassifierHead(keras.Model):
         self.bn1 = BatchNorm(train_bn, name="mrcnn_class_bn1")
         self.conv2 = layers.Conv2D(fc_size, 1, name="mrcnn_class_conv2")
         self.bn2 = BatchNorm(train_bn, name="mrcnn_class_bn2")
-        self.class_logits = layers.Dense(num_classes, name="mrcnn_class_logits")
-        self.bbox_fc = layers.Dense(num_classes * 4, name="mrcnn_bbox_fc")
+        # float32 outputs under mixed precision: detections are ranked by these scores
+        self.class_logits = layers.Dense(num_classes, name="mrcnn_class_logits", dtype="float32")
+        self.bbox_fc = layers.Dense(num_classes * 4, name="mrcnn_bbox_fc", dtype="float32")
 
     def call(self, rois, image_shape, feature_maps, training=False):
         x = self.roi_align([rois, image_shape, *feature_maps])
@@ -136,7 +140,9 @@ class MaskHead(keras.Model):
         self.deconv = layers.Conv2DTranspose(
             filters, 2, strides=2, activation="relu", name="mrcnn_mask_deconv"
         )
-        self.mask = layers.Conv2D(num_classes, 1, activation="sigmoid", name="mrcnn_mask")
+        self.mask = layers.Conv2D(
+            num_classes, 1, activation="sigmoid", name="mrcnn_mask", dtype="float32"
+        )
 
     def call(self, rois, image_shape, feature_maps, training=False):
         x = self.roi_align([rois, image_shape, *feature_maps])

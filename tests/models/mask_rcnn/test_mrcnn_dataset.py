@@ -132,6 +132,8 @@ def test_section_vf_quick_writes_the_report(tmp_path):
             "total=3",
             "--set",
             "RPN_POSITIVE_IOU=0.5",
+            "--set",
+            "LEARNING_RATE=0.005",
         ],
         check=True,
         cwd=REPO,
@@ -144,6 +146,7 @@ def test_section_vf_quick_writes_the_report(tmp_path):
     result = json.loads((tmp_path / "mask_rcnn" / "result.json").read_text())
     assert result["epochs"] == [1, 3]
     assert result["config"]["RPN_POSITIVE_IOU"] == 0.5 and result["augment"] is True
+    assert result["config"]["LEARNING_RATE"] == 0.005  # a field the mode also sets
 
 
 def test_section_vf_bad_set_key_names_the_known_keys(tmp_path):

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -176,3 +177,28 @@ def test_layer_configs_round_trip():
     ):
         clone = type(layer).from_config(layer.get_config())
         assert clone.get_config() == layer.get_config()
+
+
+def test_scores_stay_float32_under_mixed_precision():
+    """bfloat16 logits tie by the thousand and top-k then picks anchors by index (the image's
+    top-left corner); the RPN and box-head outputs must be float32 and distinct."""
+    from mammoseg.models.mask_rcnn.heads import FPNClassifierHead, build_rpn_model
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        rpn = build_rpn_model(anchor_stride=1, anchors_per_location=3, depth=16, shared_filters=32)
+        features = np.random.default_rng(0).normal(size=(1, 16, 16, 16)).astype("float32")
+        logits, probs, deltas = rpn(features)
+        assert logits.dtype == probs.dtype == deltas.dtype == "float32"
+        values = np.asarray(logits[0, :, 1])
+        assert len(np.unique(values)) > 0.99 * values.size
+        head = FPNClassifierHead(num_classes=2, pool_size=7, fc_size=32, train_bn=False)
+        maps = [np.random.default_rng(k).normal(size=(1, 16 >> k, 16 >> k, 8)) for k in range(4)]
+        rois = np.random.default_rng(1).uniform(0, 0.5, size=(1, 50, 4)).astype("float32")
+        rois[..., 2:] += 0.5
+        class_logits, class_probs, _ = head(rois, np.array([64, 64]), maps)
+        assert class_logits.dtype == "float32"
+        assert len(np.unique(np.asarray(class_probs[0, :, 1]))) == 50
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
