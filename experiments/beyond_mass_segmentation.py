@@ -105,6 +105,13 @@ DEVELOPMENT = [
     "0.65 | val 0.373 (chosen on it) |",
     "| the same with 40 epochs (early stop at 37, 23 min) | 0.176 | 0.16 | 0.35 | val 0.294: "
     "runs of one recipe differ by as much as the recipes do |",
+    "| the default model, mask = only its best-scored candidate (threshold 0.1) | 0.361 | — | "
+    "— | val 0.396; choosing by hand the component that overlaps the truth best gives only "
+    "0.405 (val 0.416): the masks themselves limit Dice, not false-positive regions — 6 of 19 "
+    "test masses are missed (Dice 0; 5 of them below radius 47 px at 1024), and some found "
+    "ones are drawn with up to 11x the truth's area at the low threshold |",
+    "| 512 working size, 192² patches | — | — | — | stopped: 107-128 s an epoch on a shared "
+    "CPU, so the 24-min budget allows ~13 epochs |",
 ]
 
 
