@@ -110,6 +110,9 @@ DEVELOPMENT = [
     "0.405 (val 0.416): the masks themselves limit Dice, not false-positive regions — 6 of 19 "
     "test masses are missed (Dice 0; 5 of them below radius 47 px at 1024), and some found "
     "ones are drawn with up to 11x the truth's area at the low threshold |",
+    "| the default model, each region cut at half its own peak probability (against the "
+    "over-drawn masses) | 0.315 | — | — | val 0.413 but test lower than without: not "
+    "adopted |",
     "| 512 working size, 192² patches | — | — | — | stopped: 107-128 s an epoch on a shared "
     "CPU, so the 24-min budget allows ~13 epochs |",
 ]
