@@ -101,8 +101,8 @@ DEVELOPMENT = [
     "(this run's default, 18.6 min wall time) | 0.120 | 0.240 | 0.079 / 0.197 | RPN alive "
     "(about 60 % zeros on every level); AP > 0 on 5 of the 7 masses of radius >= 67 px "
     "(at 1024²), on none of the 6 below 35 px |",
-    "| the same at 320² (18.8 min) | 0.059 | 0.125 | 0.070 / 0.158 | no better: the gap to "
-    "256² is within what one run varies |",
+    "| the same at 320² (18.8 min) | 0.059 | 0.125 | 0.070 / 0.158 | no better; with one run "
+    "each, resolution cannot be told apart from run-to-run spread |",
 ]
 
 
