@@ -92,11 +92,12 @@ DEVELOPMENT = [
     "| settings | matterport mAP@[.5:.95] | mAP@0.5 | COCO mask AP / AP50 | what we saw |",
     "|---|---|---|---|---|",
     "| first default: heads 3 epochs, then all to 20, SGD 0.01, RPN positives at IoU 0.7, "
-    "bfloat16 RPN logits (6 min) | 0.000 | 0.000 | 0.000 / 0.000 | the RPN scored ~2,500 "
-    "anchors with one tied value, so top-k kept the top-left corner's 3-px anchors; its shared "
-    "ReLU conv was 99.9 % zeros on P4-P6 |",
+    "bfloat16 RPN logits (6 min) | 0.000 | 0.000 | 0.000 / 0.000 | the RPN's shared ReLU conv "
+    "was 99.9 % zeros on P4-P6 and 91 % on P2, so thousands of anchors tied on one score (59 "
+    "distinct values among the best 3,000 with bfloat16 logits) and top-k took the top-left "
+    "corner's 3-px anchors as proposals |",
     "| + flips and quarter turns, RPN positives at IoU 0.5 (SGD 0.01) | 0.000 | 0.000 | "
-    "0.000 / 0.000 | same dead RPN |",
+    "0.000 / 0.000 | the same dead RPN |",
     "| RPN and head outputs in float32, all layers from the start, SGD 0.001, 60 epochs "
     "(this run's default, 18.6 min wall time) | 0.120 | 0.240 | 0.079 / 0.197 | RPN alive "
     "(about 60 % zeros on every level); AP > 0 on 5 of the 7 masses of radius >= 67 px "
