@@ -113,6 +113,8 @@ DEVELOPMENT = [
     "| the default model, each region cut at half its own peak probability (against the "
     "over-drawn masses) | 0.315 | — | — | val 0.413 but test lower than without: not "
     "adopted |",
+    "| base filters 24 instead of 16 (the 24-min budget stopped it at epoch 24 of 30) | "
+    "0.164 | 0.16 | 0.35 | val 0.297: a wider network does not fit better in the budget |",
     "| 512 working size, 192² patches | — | — | — | stopped: 107-128 s an epoch on a shared "
     "CPU, so the 24-min budget allows ~13 epochs |",
 ]
