@@ -1,0 +1,109 @@
+"""Figures of section V.F: precision-recall (Fig. 6), loss curves (Fig. 6), truth vs prediction
+(Fig. 5) and FROC. Each function writes one PNG and returns its file name.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_pr(path: Path, precision, recall) -> str:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot(np.concatenate([[0], recall]), np.concatenate([[1], precision]), drawstyle="steps")
+    ax.set(
+        xlabel="recall",
+        ylabel="precision",
+        xlim=(0, 1),
+        ylim=(0, 1.05),
+        title="Precision-recall, IoU 0.5 (all val images)",
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
+
+
+def plot_losses(path: Path, history: Path) -> str | None:
+    if not history.is_file():
+        return None
+    with history.open() as handle:
+        rows = list(csv.DictReader(handle))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    for key in (
+        "loss",
+        "val_loss",
+        "rpn_class_loss",
+        "rpn_bbox_loss",
+        "mrcnn_class_loss",
+        "mrcnn_bbox_loss",
+        "mrcnn_mask_loss",
+    ):
+        if key in rows[0]:
+            ax.plot(
+                epochs,
+                [float(r[key]) for r in rows],
+                label=key,
+                lw=2 if "loss" == key.split("_")[-1] and key.count("_") <= 1 else 1,
+            )
+    ax.set(xlabel="epoch", ylabel="loss", title="Mask R-CNN losses (heads, then all layers)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
+
+
+def plot_examples(path: Path, dataset, gts, preds, n: int = 3) -> str:
+    plt = _pyplot()
+    order = sorted(range(len(gts)), key=lambda i: -gts[i]["masks"].sum())[:n]
+    fig, axes = plt.subplots(len(order), 2, figsize=(6, 3 * len(order)), squeeze=False)
+    for row, i in zip(axes, order):
+        image = dataset.load_image(dataset.image_ids[i])[..., 0]
+        truth = gts[i]["masks"].any(axis=-1)
+        top = preds[i]["masks"][..., :3]  # the three best-scored detections
+        row[0].imshow(image, cmap="gray")
+        row[0].contour(truth, levels=[0.5], colors="lime")
+        row[0].set_title("truth")
+        row[1].imshow(image, cmap="gray")
+        for k in range(top.shape[-1]):
+            row[1].contour(top[..., k], levels=[0.5], colors=["red", "orange", "yellow"][k])
+        scores = ", ".join(f"{s:.2f}" for s in preds[i]["scores"][:3])
+        row[1].set_title(f"prediction (top 3: {scores})", fontsize=8)
+        for ax in row:
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
+
+
+def plot_froc(path: Path, froc: dict) -> str:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot(froc["fp_per_image"], froc["sensitivity"])
+    ax.set(
+        xscale="symlog",
+        xlabel="false positives per image",
+        ylabel="sensitivity",
+        ylim=(0, 1.05),
+        title="FROC (mask IoU >= 0.5)",
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
