@@ -250,6 +250,16 @@ def _findings(run: common.Run) -> list[tuple[str, str, str, str]]:
             "where the recipe succeeds and fails",
         ),
         (
+            "test Dice per image by mass contrast (MIAS quartiles: < 0.75, 0.75-1.56, ≥ 1.56)",
+            "—",
+            "; ".join(
+                f"{band} {common.fmt(value)} (n={count})"
+                for band, (value, count) in test.get("dice_by_contrast", {}).items()
+            )
+            or "—",
+            "contrast: (mean inside − mean of the ring r..1.5r) / std of the ring",
+        ),
+        (
             "training time (default run: ≤ 30 min on 2 CPU cores)",
             "—",
             f"{train_min:.1f} min, {result['training']['epochs_run']} epochs, best at "
@@ -299,7 +309,13 @@ def apply_overrides(config: RecipeConfig, items: list[str]) -> RecipeConfig:
     default mode at 256 pixels with a depth-4 UNet.
     """
     values = config.to_dict()
-    values.update(common.parse_set(items, values))
+    for key, value in common.parse_set(items, values).items():
+        default = values[key]
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise SystemExit(f"--set {key}={value}: expected true or false")
+        if isinstance(default, (int, float)) and isinstance(value, str):
+            raise SystemExit(f"--set {key}={value}: expected a number (or None where allowed)")
+        values[key] = value
     try:
         return RecipeConfig.from_dict(values)
     except (TypeError, ValueError) as error:

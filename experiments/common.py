@@ -78,7 +78,8 @@ def build_parser(description: str) -> argparse.ArgumentParser:
 
 
 def parse_set(items: list[str], known: Collection[str]) -> dict:
-    """``--set KEY=VALUE`` pairs → {key: value}; values are read as JSON, else kept as text.
+    """``--set KEY=VALUE`` pairs → {key: value}; values are read as JSON (``None`` too, for
+    ``null``), else kept as text.
 
     Raises:
         SystemExit: an item has no ``=`` or its key is not in ``known`` (the message lists them).
@@ -94,6 +95,9 @@ def parse_set(items: list[str], known: Collection[str]) -> dict:
             raise SystemExit(
                 f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(known))}"
             )
+        if text == "None":
+            values[key] = None
+            continue
         try:
             values[key] = json.loads(text)
         except json.JSONDecodeError:

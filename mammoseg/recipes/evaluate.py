@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mammoseg.data import Record, load_mask
+from mammoseg.data.phantom import lesion_contrast
 from mammoseg.data.records import read_pixels
 from mammoseg.metrics import FROC_FP_RATES, Region, froc
 from mammoseg.recipes.candidates import (
@@ -39,6 +40,8 @@ class Evaluation:
         kept: probability maps (original pixels) of the images asked for, by image id.
         radii: per image, the radius of its largest lesion of the chosen kinds scaled to a
             1024-pixel long side (NaN when it has none or the source gives no radius).
+        contrasts: per image, the MIAS contrast of that lesion (mean inside its circle minus
+            the mean of the ring r..1.5r, over the ring's standard deviation; NaN without one).
     """
 
     thresholds: tuple[float, ...]
@@ -48,15 +51,32 @@ class Evaluation:
     truths: list = field(default_factory=list)
     kept: dict[str, np.ndarray] = field(default_factory=dict)
     radii: list[float] = field(default_factory=list)
+    contrasts: list[float] = field(default_factory=list)
 
 
-# Mass radius bands at a 1024-pixel long side: mini-MIAS's quartiles (facts.md §4).
+# Mass bands by mini-MIAS's quartiles (facts.md §4): radius at a 1024-pixel long side, and
+# contrast (a mass is often barely brighter than the ring of tissue around it).
 SIZE_BANDS = {"small": (0.0, 29.0), "medium": (29.0, 64.0), "large": (64.0, np.inf)}
+CONTRAST_BANDS = {"low": (-np.inf, 0.75), "medium": (0.75, 1.56), "high": (1.56, np.inf)}
+
+
+def _largest_circle(record: Record, kinds):
+    circles = [
+        les for les in record.lesions if les.kind in kinds and les.radius and les.center is not None
+    ]
+    return max(circles, key=lambda les: les.radius) if circles else None
 
 
 def _largest_radius(record: Record, kinds, shape) -> float:
     radii = [les.radius for les in record.lesions if les.kind in kinds and les.radius]
     return max(radii) * 1024.0 / max(shape) if radii else float("nan")
+
+
+def _largest_contrast(record: Record, kinds, image: np.ndarray) -> float:
+    lesion = _largest_circle(record, kinds)
+    if lesion is None:
+        return float("nan")
+    return lesion_contrast(image, lesion.center, lesion.radius)
 
 
 def _froc_truth(record: Record, kinds, mask: np.ndarray):
@@ -94,6 +114,7 @@ def evaluate_records(
         )
         result.truths.append(_froc_truth(record, config.kinds, truth))
         result.radii.append(_largest_radius(record, config.kinds, image.shape))
+        result.contrasts.append(_largest_contrast(record, config.kinds, image))
         if record.image_id in keep:
             result.kept[record.image_id] = prob
     return result
@@ -108,7 +129,8 @@ def split_metrics(evaluation: Evaluation, threshold: float) -> dict:
         whose mask is empty), ``lesion_sensitivity_at_1fppi``, ``froc`` ({fp per image:
         sensitivity}), ``froc_mean``, ``n_images``, ``n_images_with_lesion``, ``n_lesions``,
         ``dice_by_size`` ({band: [Dice/image, images]} by the largest lesion's radius at a
-        1024-pixel long side, bands `SIZE_BANDS`) and ``threshold``. Definitions as in
+        1024-pixel long side, bands `SIZE_BANDS`), ``dice_by_contrast`` (the same by that
+        lesion's contrast, bands `CONTRAST_BANDS`) and ``threshold``. Definitions as in
         `mammoseg.metrics`.
 
     Raises:
@@ -142,18 +164,21 @@ def split_metrics(evaluation: Evaluation, threshold: float) -> dict:
         "n_images_with_lesion": int(has_lesion.sum()),
         "n_lesions": int(n_lesions),
         "false_positive_pixels_on_normals": int(fp[~has_lesion].sum()),
-        "dice_by_size": _dice_by_size(dice, has_lesion, evaluation.radii),
+        "dice_by_size": _dice_by_band(dice, has_lesion, evaluation.radii, SIZE_BANDS),
+        "dice_by_contrast": _dice_by_band(dice, has_lesion, evaluation.contrasts, CONTRAST_BANDS),
         "threshold": float(threshold),
     }
 
 
-def _dice_by_size(dice: np.ndarray, has_lesion: np.ndarray, radii: Sequence[float]) -> dict:
-    radii = np.asarray(radii, dtype=np.float64)
-    if radii.shape != dice.shape:  # an Evaluation built by hand, without radii
+def _dice_by_band(
+    dice: np.ndarray, has_lesion: np.ndarray, values: Sequence[float], bands: dict
+) -> dict:
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != dice.shape:  # an Evaluation built by hand, without these values
         return {}
     out = {}
-    for band, (low, high) in SIZE_BANDS.items():
-        chosen = has_lesion & (radii >= low) & (radii < high)
+    for band, (low, high) in bands.items():
+        chosen = has_lesion & (values >= low) & (values < high)
         out[band] = [float(np.mean(dice[chosen])) if chosen.any() else None, int(chosen.sum())]
     return out
 
@@ -162,4 +187,4 @@ def _finite(value: float) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-__all__ = ["SIZE_BANDS", "Evaluation", "evaluate_records", "split_metrics"]
+__all__ = ["CONTRAST_BANDS", "SIZE_BANDS", "Evaluation", "evaluate_records", "split_metrics"]

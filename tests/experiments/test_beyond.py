@@ -94,3 +94,9 @@ def test_set_overrides_recipe_fields_and_names_bad_keys():
         beyond.apply_overrides(base, ["working_sise=256"])
     with pytest.raises(SystemExit, match="`patch_size` must be a multiple"):
         beyond.apply_overrides(base, ["patch_size=100"])
+    assert beyond.apply_overrides(base, ["time_budget_minutes=None"]).time_budget_minutes is None
+    assert beyond.apply_overrides(base, ["time_budget_minutes=null"]).time_budget_minutes is None
+    with pytest.raises(SystemExit, match="--set epochs=many: expected a number"):
+        beyond.apply_overrides(base, ["epochs=many"])
+    with pytest.raises(SystemExit, match="--set tta=1: expected true or false"):
+        beyond.apply_overrides(base, ["tta=1"])

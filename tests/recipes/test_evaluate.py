@@ -57,3 +57,42 @@ def test_dice_by_size_bands_by_the_largest_radius():
     assert split_metrics(ev, 0.5)["dice_by_size"]["medium"] == [0.375, 2]
     ev.radii = []  # built without radii: no breakdown rather than a wrong one
     assert split_metrics(ev, 0.5)["dice_by_size"] == {}
+
+
+def test_dice_by_contrast_bands_at_the_mias_quartiles():
+    ev = _evaluation()
+    # image a: contrast 0.5 (low, Dice 0.75); image b: 1.56 opens the high band (Dice 0)
+    ev.contrasts = [0.5, 1.56, float("nan")]
+    bands = split_metrics(ev, 0.5)["dice_by_contrast"]
+    assert bands == {"low": [0.75, 1], "medium": [None, 0], "high": [0.0, 1]}
+
+
+def test_evaluate_records_measures_each_mass_contrast(tmp_path):
+    from mammoseg.data import Record
+    from mammoseg.data.pgm import write_pgm
+    from mammoseg.recipes import Predictor, RecipeConfig, evaluate_records
+
+    # A flat breast (0.5) with a disc 0.2 brighter and a ring r..1.5r striped 0.4 / 0.6:
+    # contrast = (mean inside - ring mean) / ring std, about (0.7 - 0.5) / 0.1 = 2.
+    image = np.zeros((64, 64), np.float32)
+    image[4:60, 4:60] = 0.5
+    rows, cols = np.mgrid[:64, :64]
+    dist = np.hypot(rows - 32, cols - 32)
+    image[dist <= 6] = 0.7
+    ring = (dist > 6) & (dist <= 9)
+    image[ring & (cols % 2 == 0)] = 0.4
+    image[ring & (cols % 2 == 1)] = 0.6
+    write_pgm(tmp_path / "a.pgm", np.round(image * 255).astype(np.uint8))
+    lesion = Lesion("mass", center=(32.0, 32.0), radius=6.0)
+    records = [
+        Record("a", "p1", "mias", str(tmp_path / "a.pgm"), lesions=(lesion,)),
+        Record("b", "p2", "mias", str(tmp_path / "a.pgm")),
+    ]
+    config = RecipeConfig(working_size=32, patch_size=32, depth=2)
+    # A model that predicts nothing (logits -10): Dice 0 on the mass image.
+    ev = evaluate_records(Predictor(lambda batch: batch * 0.0 - 10.0, config), records, [0.5])
+    ring_pixels = np.round(image[ring] * 255) / 255
+    expected = (np.round(0.7 * 255) / 255 - ring_pixels.mean()) / ring_pixels.std()
+    assert ev.contrasts[0] == pytest.approx(expected, rel=1e-3)
+    assert abs(ev.contrasts[0] - 2.0) < 0.1 and np.isnan(ev.contrasts[1])
+    assert split_metrics(ev, 0.5)["dice_by_contrast"]["high"] == [0.0, 1]
