@@ -1,5 +1,7 @@
 """Mask R-CNN evaluation: matterport's per-image AP, COCO AP (pycocotools) and FROC.
 
+FROC (`froc`, `FROC_FP_RATES`) lives in `mammoseg.models.mask_rcnn.froc` and is re-exported here.
+
 Two different numbers are called "mAP" in the literature and this module computes both, named:
 
 * **matterport mAP** (`compute_ap`, `compute_ap_range`, `matterport_map`): per image, predictions
@@ -30,12 +32,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+# FROC keeps its old address, mammoseg.models.mask_rcnn.evaluate.
+from mammoseg.models.mask_rcnn.froc import FROC_FP_RATES, froc  # noqa: F401
 from mammoseg.models.mask_rcnn.utils import compute_overlaps_masks, extract_bboxes
 
 # Rounded: matterport's np.arange(0.5, 1.0, 0.05) holds 0.6000000000000001, so an IoU of exactly
 # 0.6 would fail the "0.60" threshold there; COCO's np.linspace gives exact values.
 IOU_RANGE = np.round(np.arange(0.5, 1.0, 0.05), 2)
-FROC_FP_RATES = (0.25, 0.5, 1, 2, 4, 8)
 
 
 def _trim(boxes, masks):
@@ -367,60 +370,3 @@ def coco_evaluate(
         evaluator.accumulate()
         evaluator.summarize()
     return {name: float(v) for name, v in zip(names, evaluator.stats)}
-
-
-# ------------------------------------------------------------------------------------ FROC
-
-
-def froc(
-    gts: Sequence[dict],
-    preds: Sequence[dict],
-    iou_threshold: float = 0.5,
-    fp_rates: Sequence[float] = FROC_FP_RATES,
-) -> dict:
-    """Free-response ROC: lesion sensitivity against mean false positives per image.
-
-    A detection is a hit when its mask IoU with a not-yet-found truth lesion is at least
-    ``iou_threshold`` (detections taken best score first, per image); every other detection is
-    a false positive. The curve sweeps the score threshold over all detection scores.
-
-    Returns:
-        ``{"fp_per_image", "sensitivity", "thresholds", "at_rates" ({rate: sensitivity}),
-        "mean_sensitivity"}`` — the last averages sensitivity at ``fp_rates`` (0.25 … 8).
-    """
-    scores, hits, n_truth = [], [], 0
-    for g, p in zip(gts, preds):
-        masks = np.asarray(g["masks"], dtype=bool)
-        n_truth += masks.shape[-1]
-        pmasks = np.asarray(p["masks"], dtype=bool)
-        order = np.argsort(np.asarray(p["scores"]), kind="stable")[::-1]
-        overlaps = compute_overlaps_masks(pmasks[..., order], masks)
-        found = np.zeros(masks.shape[-1], dtype=bool)
-        for rank, i in enumerate(order):
-            hit = False
-            if masks.shape[-1]:
-                candidates = np.where(~found & (overlaps[rank] >= iou_threshold))[0]
-                if candidates.size:
-                    found[candidates[np.argmax(overlaps[rank, candidates])]] = True
-                    hit = True
-            scores.append(float(p["scores"][i]))
-            hits.append(hit)
-    n_images = max(len(gts), 1)
-    order = np.argsort(scores, kind="stable")[::-1]
-    hits_sorted = np.asarray(hits, dtype=bool)[order]
-    tp = np.concatenate([[0], np.cumsum(hits_sorted)])
-    fp = np.concatenate([[0], np.cumsum(~hits_sorted)])
-    sensitivity = tp / max(n_truth, 1)
-    fp_per_image = fp / n_images
-    thresholds = np.concatenate([[np.inf], np.asarray(scores)[order]])
-    at_rates = {}
-    for rate in fp_rates:
-        reachable = fp_per_image <= rate
-        at_rates[float(rate)] = float(sensitivity[reachable].max()) if reachable.any() else 0.0
-    return {
-        "fp_per_image": fp_per_image,
-        "sensitivity": sensitivity,
-        "thresholds": thresholds,
-        "at_rates": at_rates,
-        "mean_sensitivity": float(np.mean(list(at_rates.values()))),
-    }
