@@ -35,14 +35,16 @@ import numpy as np
 
 from mammoseg.recipes import (
     DEFAULT_THRESHOLDS,
+    REGION_CHOICES,
     Predictor,
     RecipeConfig,
     evaluate_records,
     prepare_records,
     save_recipe,
-    select_threshold,
+    select_postprocessing,
     split_metrics,
     train_recipe,
+    with_region_limit,
 )
 from mammoseg.training import save_json
 
@@ -136,20 +138,28 @@ def run_recipe(run: common.Run, config: RecipeConfig, folder) -> dict:
         stop_after_epoch=run.args.stop_after_epoch,
     )
     predictor = Predictor(model, config)
-    print("  validation: choosing the threshold ...", flush=True)
-    val_eval = evaluate_records(predictor, splits["val"], DEFAULT_THRESHOLDS)
-    threshold, curve = select_threshold(val_eval.counts, DEFAULT_THRESHOLDS)
-    predictor.config = config.with_threshold(threshold)
+    print("  validation: choosing the threshold and the region limit ...", flush=True)
+    val_eval = evaluate_records(
+        predictor, splits["val"], DEFAULT_THRESHOLDS, region_choices=REGION_CHOICES
+    )
+    threshold, regions, curves = select_postprocessing(
+        val_eval.counts, val_eval.limited_counts, DEFAULT_THRESHOLDS
+    )
+    predictor.config = config.with_postprocessing(threshold, regions)
     save_recipe(folder, predictor.config, data=run.args.data, seed=run.args.seed)
-    print(f"  test at threshold {threshold:g} ...", flush=True)
+    print(f"  test at threshold {threshold:g}, mask regions {regions or 'all'} ...", flush=True)
     keep = _showcase_ids(splits["test"], config.kinds)
     test_eval = evaluate_records(predictor, splits["test"], [threshold], keep=keep)
-    figures = _figures(run, folder, splits["test"], test_eval, predictor.config)
+    figures = _figures(run, folder, splits["test"], test_eval, predictor)
     return {
-        "val": split_metrics(val_eval, threshold),
+        "val": split_metrics(with_region_limit(val_eval, regions), threshold),
         "test": split_metrics(test_eval, threshold),
         "threshold": threshold,
-        "threshold_curve": dict(zip([str(t) for t in DEFAULT_THRESHOLDS], curve)),
+        "mask_regions": regions,
+        "threshold_curve": {
+            name: dict(zip([str(t) for t in DEFAULT_THRESHOLDS], curve))
+            for name, curve in curves.items()
+        },
         "recipe": predictor.config.to_dict(),
         "training": {k: v for k, v in info.items() if k != "history"},
         "history": info["history"],
@@ -163,10 +173,12 @@ def _showcase_ids(records, kinds, n: int = 4) -> list[str]:
     return with_lesion[: n - 1] + normal[:1]
 
 
-def _figures(run, folder, records, evaluation, config) -> list[str]:
+def _figures(run, folder, records, evaluation, predictor) -> list[str]:
     from mammoseg.data.records import read_pixels
     from mammoseg.recipes.overlay import save_overlay_png
 
+    config = predictor.config
+    limit = "" if config.mask_regions is None else f", best {config.mask_regions} region(s)"
     by_id = {r.image_id: r for r in records}
     names = []
     for k, image_id in enumerate(evaluation.kept):
@@ -181,11 +193,12 @@ def _figures(run, folder, records, evaluation, config) -> list[str]:
         name = f"fig{k + 1}_test_{image_id}.png"
         save_overlay_png(
             read_pixels(record.path),
-            prob >= config.threshold,
+            predictor.mask(prob),
             evaluation.candidates[index],
             folder / name,
             truth_circles=circles,
-            title=f"{image_id}: truth (green), mask at {config.threshold:g} (red), candidates",
+            title=f"{image_id}: truth (green{'' if circles else ': no mass'}), mask at "
+            f"{config.threshold:g}{limit} (red), candidates",
         )
         names.append(f"{folder.name}/{name}")
     return names
@@ -269,6 +282,12 @@ def _findings(run: common.Run) -> list[tuple[str, str, str, str]]:
     ]
 
 
+def _regions_text(mask_regions) -> str:
+    if mask_regions is None:
+        return "none: every region kept"
+    return f"only the {mask_regions} best-scored region(s) kept"
+
+
 def _notes(run: common.Run, config: RecipeConfig) -> str:
     result = run.results.get("recipe", {})
     threshold = result.get("threshold")
@@ -278,9 +297,11 @@ def _notes(run: common.Run, config: RecipeConfig) -> str:
         f"Recipe settings (saved as `recipe/recipe.json` beside `recipe/model.keras`): "
         f"`{json.dumps(result.get('recipe', config.to_dict()))}`.",
         "",
-        f"The mask threshold ({common.fmt(threshold, 2)}) was chosen on the validation split "
-        "(highest mean Dice per image over images with a mass); the test split was scored once, "
-        "at that threshold. Metrics are computed in the original images' pixels against the "
+        f"The mask threshold ({common.fmt(threshold, 2)}) and the region limit "
+        f"({_regions_text(result.get('mask_regions'))}) were chosen on the validation split "
+        "(highest mean Dice per image over images with a mass; a limit only if it beats keeping "
+        "every region); the test split was scored once, with those. Metrics are computed in "
+        "the original images' pixels against the "
         "truth circles (masses only; images whose only lesions are of other kinds count as "
         "normal). A lesion is found when a candidate's centroid lies inside its circle; "
         f"candidates are regions of probability ≥ {config.candidate_threshold:g}, scored by "
@@ -346,7 +367,12 @@ def main(argv=None) -> None:
     metrics_path = run.dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text())
     if result.get("status") == "ok":
-        metrics.update(val=result["val"], test=result["test"], threshold=result["threshold"])
+        metrics.update(
+            val=result["val"],
+            test=result["test"],
+            threshold=result["threshold"],
+            mask_regions=result.get("mask_regions"),
+        )
         save_json(metrics_path, metrics)
         for split in ("val", "test"):
             m = result[split]

@@ -3,7 +3,8 @@
     mammoseg predict --model runs/beyond_mass_segmentation/recipe/model.keras \\
         mdb001.pgm scan.dcm photo.png --output-dir predictions/
 
-For each image: ``<name>_mask.png`` (the mask at the recipe's threshold, the image's own size),
+For each image: ``<name>_mask.png`` (the mask at the recipe's threshold, limited to its best
+regions when the recipe chose so on validation; the image's own size),
 ``<name>_overlay.png`` (mask outline, lesion candidates and their scores) and one
 ``predictions.json`` with the crop box and the candidates of every image.
 """
@@ -13,6 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+
+def _limit_text(mask_regions: int | None) -> str:
+    if mask_regions is None:
+        return ""
+    return f", best {mask_regions} region" + ("s" if mask_regions > 1 else "")
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -40,7 +47,13 @@ def _predict(args: argparse.Namespace) -> int:
         return 2
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report, failures = {"model": str(args.model), "threshold": threshold, "images": {}}, 0
+    report = {
+        "model": str(args.model),
+        "threshold": threshold,
+        "mask_regions": config.mask_regions,
+        "images": {},
+    }
+    failures = 0
     for name in args.images:
         path = Path(name)
         try:
@@ -52,7 +65,7 @@ def _predict(args: argparse.Namespace) -> int:
         if image.ndim == 3:  # a colour PNG: average the channels
             image = image.mean(axis=-1)
         prob, work = predictor.predict(image)
-        mask = prob >= threshold
+        mask = predictor.mask(prob, threshold)
         min_area = config.min_candidate_area / config.scale_for(image.shape) ** 2
         candidates = extract_candidates(prob, config.candidate_threshold, int(np.ceil(min_area)))
         stem = path.stem
@@ -62,7 +75,8 @@ def _predict(args: argparse.Namespace) -> int:
             mask,
             candidates,
             out_dir / f"{stem}_overlay.png",
-            title=f"{path.name}: mask at {threshold:g} (red), candidates (yellow, score)",
+            title=f"{path.name}: mask at {threshold:g}{_limit_text(config.mask_regions)} (red), "
+            "candidates (yellow, score)",
         )
         report["images"][str(path)] = {
             "mask": f"{stem}_mask.png",

@@ -3,7 +3,8 @@
 Beyond the paper (whose every semantic model collapsed to empty masks), following what published
 whole-image work does (facts.md §6): a breast crop before resizing, lesion-centred patch
 sampling (nnU-Net), an overlap loss, sliding-window inference with flip averaging, a threshold
-chosen on the validation split, and connected-component lesion candidates for FROC.
+chosen on the validation split (with, where it helps there, only the best-scored regions kept,
+as nnU-Net keeps the largest component), and connected-component lesion candidates for FROC.
 
 Example:
     >>> from mammoseg import recipes
@@ -16,13 +17,22 @@ Example:
 from mammoseg.recipes.breast_crop import BreastCrop, crop_breast, find_breast
 from mammoseg.recipes.candidates import (
     DEFAULT_THRESHOLDS,
+    REGION_CHOICES,
     dice_from_counts,
     extract_candidates,
+    keep_best_regions,
     overlap_counts,
+    region_limited_counts,
+    select_postprocessing,
     select_threshold,
 )
 from mammoseg.recipes.config import RecipeConfig, load_recipe, save_recipe
-from mammoseg.recipes.evaluate import Evaluation, evaluate_records, split_metrics
+from mammoseg.recipes.evaluate import (
+    Evaluation,
+    evaluate_records,
+    split_metrics,
+    with_region_limit,
+)
 from mammoseg.recipes.inference import Predictor, sliding_window_predict, window_starts
 from mammoseg.recipes.preprocess import (
     WorkingImage,
@@ -35,6 +45,7 @@ from mammoseg.recipes.train import build_recipe_model, train_recipe
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
+    "REGION_CHOICES",
     "BreastCrop",
     "Evaluation",
     "LesionCentredSampler",
@@ -47,15 +58,19 @@ __all__ = [
     "evaluate_records",
     "extract_candidates",
     "find_breast",
+    "keep_best_regions",
     "load_recipe",
     "overlap_counts",
     "prepare_record",
     "prepare_records",
     "preprocess_image",
+    "region_limited_counts",
     "save_recipe",
+    "select_postprocessing",
     "select_threshold",
     "sliding_window_predict",
     "split_metrics",
     "train_recipe",
     "window_starts",
+    "with_region_limit",
 ]

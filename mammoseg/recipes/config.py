@@ -50,6 +50,8 @@ class RecipeConfig:
         patience: epochs without a better validation Dice before stopping early.
         time_budget_minutes: stop training after this long (None: no limit).
         threshold: probability threshold of the mask (chosen on the validation split).
+        mask_regions: keep only this many regions of the mask, those of highest peak probability
+            (None: every region); chosen on the validation split, like ``threshold``.
         candidate_threshold: lower threshold that turns the map into lesion candidates.
         min_candidate_area: candidates smaller than this many working-resolution pixels are
             dropped.
@@ -82,6 +84,7 @@ class RecipeConfig:
     patience: int = 8
     time_budget_minutes: float | None = 20.0
     threshold: float = 0.5
+    mask_regions: int | None = None
     candidate_threshold: float = 0.2
     min_candidate_area: int = 4
     crop_margin: float = 0.02
@@ -128,6 +131,13 @@ class RecipeConfig:
                 f"`time_budget_minutes` must be positive or None, received "
                 f"{self.time_budget_minutes!r}"
             )
+        regions = self.mask_regions
+        if regions is not None and (
+            isinstance(regions, bool) or not isinstance(regions, int) or regions < 1
+        ):
+            raise ValueError(
+                f"`mask_regions` must be None or a positive integer, received {regions!r}"
+            )
         if self.min_candidate_area < 1:
             raise ValueError(
                 f"`min_candidate_area` must be >= 1, received {self.min_candidate_area!r}"
@@ -141,6 +151,10 @@ class RecipeConfig:
 
     def with_threshold(self, threshold: float) -> RecipeConfig:
         return replace(self, threshold=float(threshold))
+
+    def with_postprocessing(self, threshold: float, mask_regions: int | None) -> RecipeConfig:
+        """A copy with the mask threshold and region limit chosen on the validation split."""
+        return replace(self, threshold=float(threshold), mask_regions=mask_regions)
 
     def to_dict(self) -> dict:
         out = asdict(self)

@@ -9,7 +9,7 @@ circle, facts.md §6).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from mammoseg.recipes.candidates import (
     dice_from_counts,
     extract_candidates,
     overlap_counts,
+    region_limited_counts,
 )
 from mammoseg.recipes.inference import Predictor
 
@@ -40,6 +41,9 @@ class Evaluation:
         kept: probability maps (original pixels) of the images asked for, by image id.
         radii: per image, the radius of its largest lesion of the chosen kinds scaled to a
             1024-pixel long side (NaN when it has none or the source gives no radius).
+        mask_regions: the predictor's region limit that ``counts`` were taken with.
+        limited_counts: per image, {k: counts} with only the mask's k best regions kept
+            (`region_limited_counts`), for the choices asked for (else empty).
         contrasts: per image, the MIAS contrast of that lesion (mean inside its circle minus
             the mean of the ring r..1.5r, over the ring's standard deviation; NaN without one).
     """
@@ -52,6 +56,8 @@ class Evaluation:
     kept: dict[str, np.ndarray] = field(default_factory=dict)
     radii: list[float] = field(default_factory=list)
     contrasts: list[float] = field(default_factory=list)
+    limited_counts: list[dict[int, np.ndarray]] = field(default_factory=list)
+    mask_regions: int | None = None
 
 
 # Mass bands by mini-MIAS's quartiles (facts.md §4): radius at a 1024-pixel long side, and
@@ -91,24 +97,37 @@ def evaluate_records(
     records: Sequence[Record],
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     keep: Sequence[str] = (),
+    region_choices: Sequence[int] = (),
 ) -> Evaluation:
     """Predict every record and collect counts, candidates and truths.
 
     Args:
-        predictor: the trained model and its settings.
+        predictor: the trained model and its settings (its ``mask_regions`` limit applies to
+            ``counts``).
         records: the images to score.
         thresholds: mask thresholds to count at (one, or a sweep for the validation split).
         keep: image ids whose probability maps are kept (for figures).
+        region_choices: region limits to count at as well, into ``limited_counts`` (the
+            validation split's choice of post-processing).
     """
     config = predictor.config
-    result = Evaluation(tuple(float(t) for t in thresholds))
+    result = Evaluation(tuple(float(t) for t in thresholds), mask_regions=config.mask_regions)
     for record in records:
         image = read_pixels(record.path)
         prob, _ = predictor.predict(image)
         truth = load_mask(record, image.shape, kinds=config.kinds)
         min_area = config.min_candidate_area / config.scale_for(image.shape) ** 2
         result.image_ids.append(record.image_id)
-        result.counts.append(overlap_counts(prob, truth, result.thresholds))
+        if config.mask_regions is None:
+            result.counts.append(overlap_counts(prob, truth, result.thresholds))
+        else:
+            limit = config.mask_regions
+            counts = region_limited_counts(prob, truth, result.thresholds, [limit])[limit]
+            result.counts.append(counts)
+        if region_choices:
+            result.limited_counts.append(
+                region_limited_counts(prob, truth, result.thresholds, region_choices)
+            )
         result.candidates.append(
             extract_candidates(prob, config.candidate_threshold, int(np.ceil(min_area)))
         )
@@ -118,6 +137,26 @@ def evaluate_records(
         if record.image_id in keep:
             result.kept[record.image_id] = prob
     return result
+
+
+def with_region_limit(evaluation: Evaluation, mask_regions: int | None) -> Evaluation:
+    """The same evaluation scored with only the mask's ``mask_regions`` best regions kept.
+
+    Raises:
+        ValueError: that limit was not counted (``region_choices`` of `evaluate_records`).
+    """
+    if mask_regions is None or mask_regions == evaluation.mask_regions:
+        return evaluation
+    if not evaluation.limited_counts or mask_regions not in evaluation.limited_counts[0]:
+        counted = sorted(evaluation.limited_counts[0]) if evaluation.limited_counts else []
+        raise ValueError(
+            f"`mask_regions` {mask_regions} was not counted; counted limits: {counted}"
+        )
+    return replace(
+        evaluation,
+        counts=[c[mask_regions] for c in evaluation.limited_counts],
+        mask_regions=mask_regions,
+    )
 
 
 def split_metrics(evaluation: Evaluation, threshold: float) -> dict:
@@ -167,6 +206,7 @@ def split_metrics(evaluation: Evaluation, threshold: float) -> dict:
         "dice_by_size": _dice_by_band(dice, has_lesion, evaluation.radii, SIZE_BANDS),
         "dice_by_contrast": _dice_by_band(dice, has_lesion, evaluation.contrasts, CONTRAST_BANDS),
         "threshold": float(threshold),
+        "mask_regions": evaluation.mask_regions,
     }
 
 
@@ -187,4 +227,11 @@ def _finite(value: float) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-__all__ = ["CONTRAST_BANDS", "SIZE_BANDS", "Evaluation", "evaluate_records", "split_metrics"]
+__all__ = [
+    "CONTRAST_BANDS",
+    "SIZE_BANDS",
+    "Evaluation",
+    "evaluate_records",
+    "split_metrics",
+    "with_region_limit",
+]

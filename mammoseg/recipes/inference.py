@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mammoseg.recipes.candidates import keep_best_regions
 from mammoseg.recipes.config import RecipeConfig, load_recipe
 from mammoseg.recipes.preprocess import WorkingImage, preprocess_image
 
@@ -172,6 +173,12 @@ class Predictor:
     def predict_working(self, work: WorkingImage) -> np.ndarray:
         """Probability map at the working resolution of a prepared image."""
         return predict_working(self.model, work, self.config)
+
+    def mask(self, probability: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """The final mask of a probability map: ``>= threshold`` (default: the recipe's), then
+        only the recipe's ``mask_regions`` best-scored regions when it sets a limit."""
+        threshold = self.config.threshold if threshold is None else threshold
+        return keep_best_regions(probability >= threshold, probability, self.config.mask_regions)
 
     def predict(self, image: np.ndarray) -> tuple[np.ndarray, WorkingImage]:
         """(probability map of the original image's shape, the `WorkingImage` used)."""

@@ -49,6 +49,10 @@ def test_quick_run_writes_report_metrics_model_and_recipe(tmp_path):
     assert metrics["threshold"] == recipe["threshold"] == recipe["val"]["threshold"]
     saved = json.loads((out / "recipe" / "recipe.json").read_text())["recipe"]
     assert saved["threshold"] == metrics["threshold"] and saved["working_size"] == 128
+    # the region limit: chosen on validation, saved for `mammoseg predict`, used on test
+    assert metrics["mask_regions"] == saved["mask_regions"] == recipe["test"]["mask_regions"]
+    assert metrics["mask_regions"] in (None, 1, 2)
+    assert {"all", "1", "2"} == set(recipe["threshold_curve"])
     for name in ("model.keras", "history.csv", "validation.csv"):
         assert (out / "recipe" / name).is_file()
     report = (out / "report.md").read_text()

@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from mammoseg.recipes import extract_candidates, overlap_counts, select_threshold
+from mammoseg.recipes import (
+    extract_candidates,
+    keep_best_regions,
+    overlap_counts,
+    region_limited_counts,
+    select_postprocessing,
+    select_threshold,
+)
 
 
 def test_candidates_are_scored_components_above_the_area():
@@ -47,3 +54,60 @@ def test_threshold_needs_a_lesion():
         select_threshold([empty], [0.5])
     with pytest.raises(ValueError, match="counts"):
         select_threshold([empty], [0.5, 0.6])
+
+
+def _three_regions():
+    prob = np.zeros((8, 12))
+    prob[1:3, 1:3] = 0.9  # region A: peak 0.9, 4 px
+    prob[5:8, 0:3] = 0.7  # region B: peak 0.7, 9 px
+    prob[0, 8] = 0.7  # region C: peak 0.7, 1 px (ties with B: the larger B ranks first)
+    prob[6, 9:12] = [0.6, 0.95, 0.6]  # region D: peak 0.95, 3 px
+    return prob
+
+
+def test_keep_best_regions_ranks_by_peak_then_area():
+    prob = _three_regions()
+    mask = prob >= 0.5
+    kept = keep_best_regions(mask, prob, 1)
+    assert kept.sum() == 3 and kept[6, 10]  # D alone
+    kept = keep_best_regions(mask, prob, 3)
+    assert kept.sum() == 3 + 4 + 9 and not kept[0, 8]  # D, A, B; C loses the tie on area
+    assert keep_best_regions(mask, prob, None).sum() == 17
+    assert keep_best_regions(mask, prob, 9).sum() == 17
+    assert keep_best_regions(np.zeros_like(mask), prob, 1).sum() == 0
+    # 8-connectivity: diagonal neighbours are one region
+    diagonal = np.eye(4) * 0.8
+    assert keep_best_regions(diagonal >= 0.5, diagonal, 1).sum() == 4
+    with pytest.raises(ValueError, match="`max_regions` must be None or a positive integer"):
+        keep_best_regions(mask, prob, 0)
+    with pytest.raises(ValueError, match="shapes differ"):
+        keep_best_regions(mask[:4], prob, 1)
+
+
+def test_region_limited_counts_equal_counting_the_kept_mask():
+    rng = np.random.default_rng(0)
+    prob = np.clip(rng.normal(0.3, 0.25, (40, 40)), 0, 1)
+    truth = np.zeros((40, 40), bool)
+    truth[10:20, 5:18] = True
+    thresholds = [0.3, 0.5, 0.7]
+    limited = region_limited_counts(prob, truth, thresholds, [1, 2])
+    for k in (1, 2):
+        for row, t in enumerate(thresholds):
+            kept = keep_best_regions(prob >= t, prob, k)
+            tp = int((kept & truth).sum())
+            expected = [tp, int(kept.sum()) - tp, int(truth.sum()) - tp]
+            assert limited[k][row].tolist() == expected
+
+
+def test_select_postprocessing_limits_regions_only_when_it_helps():
+    thresholds = [0.3, 0.5]
+    # one image: keeping every region gives Dice 0.5 / 0.6 at 0.3 / 0.5; one region 0.8 / 0.67
+    every = [np.array([[2, 4, 0], [3, 4, 0]])]  # TP, FP, FN at each threshold
+    limited = [{1: np.array([[2, 1, 0], [2, 0, 2]]), 2: np.array([[2, 4, 0], [3, 4, 0]])}]
+    threshold, regions, curves = select_postprocessing(every, limited, thresholds)
+    assert (threshold, regions) == (0.3, 1)
+    assert curves["all"] == pytest.approx([0.5, 0.6]) and curves["1"] == pytest.approx([0.8, 4 / 6])
+    # a limit that only ties keeping everything is not taken
+    threshold, regions, _ = select_postprocessing(every, [{1: every[0]}], thresholds)
+    assert (threshold, regions) == (0.5, None)
+    assert select_postprocessing(every, [], thresholds)[:2] == (0.5, None)

@@ -55,7 +55,7 @@ def test_predict_writes_masks_overlays_and_json(model_path, tmp_path):
         assert mask.shape == image.shape and set(np.unique(mask)) <= {0, 255}
         assert (out / f"{stem}_overlay.png").stat().st_size > 1000
     report = json.loads((out / "predictions.json").read_text())
-    assert report["threshold"] == 0.3
+    assert report["threshold"] == 0.3 and report["mask_regions"] is None
     entry = report["images"][str(png)]
     assert entry["crop"]["shape"] == [96, 80]
     row0, row1, col0, col1 = entry["crop"]["box"]

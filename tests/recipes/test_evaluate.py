@@ -96,3 +96,59 @@ def test_evaluate_records_measures_each_mass_contrast(tmp_path):
     assert ev.contrasts[0] == pytest.approx(expected, rel=1e-3)
     assert abs(ev.contrasts[0] - 2.0) < 0.1 and np.isnan(ev.contrasts[1])
     assert split_metrics(ev, 0.5)["dice_by_contrast"]["high"] == [0.0, 1]
+
+
+def test_region_limit_in_the_config_the_predictor_and_the_evaluation(tmp_path):
+    from mammoseg.data import Record
+    from mammoseg.data.pgm import write_pgm
+    from mammoseg.recipes import (
+        Predictor,
+        RecipeConfig,
+        evaluate_records,
+        load_recipe,
+        save_recipe,
+        with_region_limit,
+    )
+
+    with pytest.raises(ValueError, match="`mask_regions` must be None or a positive integer"):
+        RecipeConfig(mask_regions=0)
+    config = RecipeConfig(working_size=32, patch_size=32, depth=2, threshold=0.5)
+    assert config.mask_regions is None
+    chosen = config.with_postprocessing(0.3, 1)
+    assert (chosen.threshold, chosen.mask_regions) == (0.3, 1)
+    save_recipe(tmp_path, chosen)
+    assert load_recipe(tmp_path).mask_regions == 1
+
+    prob = np.zeros((6, 6))
+    prob[0:2, 0:2], prob[4:6, 4:6] = 0.9, 0.6
+    assert Predictor(None, config).mask(prob).sum() == 8
+    assert Predictor(None, chosen).mask(prob).sum() == 4  # at 0.3, only the 0.9 region
+    assert Predictor(None, chosen).mask(prob, threshold=0.95).sum() == 0
+
+    # The model echoes its standardised input less 1 as logits: only the two discs brighter than
+    # the breast pass 0.5; the brighter one holds the mass, so one region drops the other.
+    image = np.zeros((64, 64), np.uint8)
+    image[4:60, 4:60] = 100
+    image[12:20, 12:20] = 220
+    image[40:48, 40:48] = 170
+    write_pgm(tmp_path / "a.pgm", image)
+    mass = Lesion("mass", center=(15.5, 15.5), radius=4.0)
+    record = Record("a", "p1", "mias", str(tmp_path / "a.pgm"), lesions=(mass,))
+    echo = Predictor(lambda b: (b - 1.0) * 10.0, config)
+    ev = evaluate_records(echo, [record], [0.5], region_choices=[1])
+    (tp, fp, fn), (tp1, fp1, fn1) = ev.counts[0][0], ev.limited_counts[0][1][0]
+    # the mass's disc is kept whole; the other disc (64 pixels and its rim) is dropped
+    assert tp > 40 and (tp1, fn1) == (tp, fn) and fp - fp1 >= 64
+    assert ev.mask_regions is None
+    assert with_region_limit(ev, 1).mask_regions == 1
+    assert with_region_limit(ev, None) is ev
+    with pytest.raises(
+        ValueError, match="`mask_regions` 2 was not counted; counted limits: \\[1\\]"
+    ):
+        with_region_limit(ev, 2)
+    assert split_metrics(ev, 0.5)["mask_regions"] is None
+    limited = evaluate_records(Predictor(echo.model, chosen.with_threshold(0.5)), [record], [0.5])
+    assert limited.mask_regions == 1 and limited.counts[0][0].tolist() == [tp, fp1, fn]
+    assert split_metrics(with_region_limit(ev, 1), 0.5)["dice_per_image_mean"] == pytest.approx(
+        2 * tp / (2 * tp + fp1 + fn)
+    )
