@@ -108,7 +108,8 @@ DEVELOPMENT = [
     "| the same with 40 epochs (early stop at 37, 23 min) | 0.176 | 0.16 | 0.35 | val 0.294: "
     "runs of one recipe differ by as much as the recipes do |",
     "| the default model, mask = only its best-scored candidate (threshold 0.1) | 0.361 | — | "
-    "— | val 0.396; choosing by hand the component that overlaps the truth best gives only "
+    "— | val 0.396 (so now a choice made on validation: `mask_regions`); choosing by hand the "
+    "component that overlaps the truth best gives only "
     "0.405 (val 0.416): the masks themselves limit Dice, not false-positive regions — 6 of 19 "
     "test masses are missed (Dice 0; 5 of them below radius 47 px at 1024), and some found "
     "ones are drawn with up to 11x the truth's area at the low threshold |",
@@ -119,6 +120,16 @@ DEVELOPMENT = [
     "0.164 | 0.16 | 0.35 | val 0.297: a wider network does not fit better in the budget |",
     "| 512 working size, 192² patches | — | — | — | stopped: 107-128 s an epoch on a shared "
     "CPU, so the 24-min budget allows ~13 epochs |",
+    "| half of the patches centred on a mass (no time budget; 38.6 min on a CPU shared with "
+    "the next run) | 0.234 | 0.05 | 0.45 | val 0.337 |",
+    "| 128² patches, half of them on a mass, 45 epochs (no time budget; 41 min, shared CPU) | "
+    "0.334 | 0.00 | 0.55 | val 0.366: more, smaller patches do not beat the default |",
+    "| the default model, inference also at 0.8× and 1.25× and averaged | 0.334 | — | — | val "
+    "0.330 instead of 0.373: not adopted |",
+    "| the default model, by mass contrast (val + test, 41 masses) | — | — | — | every mass "
+    "of contrast ≥ 1.56 is found (Dice 0.46-0.51 on them); below 0.75 half are missed "
+    "(Dice 0.24); all 12 missed masses are faint (contrast < 1.2), and 11 of them small "
+    "(r < 47 px at 1024) |",
 ]
 
 
