@@ -140,7 +140,8 @@ def evaluate_records(
 
 
 def with_region_limit(evaluation: Evaluation, mask_regions: int | None) -> Evaluation:
-    """The same evaluation scored with only the mask's ``mask_regions`` best regions kept.
+    """The same evaluation scored with only the mask's ``mask_regions`` best regions kept
+    (``None``, or the limit it was taken with: the evaluation itself).
 
     Raises:
         ValueError: that limit was not counted (``region_choices`` of `evaluate_records`).
