@@ -107,8 +107,12 @@ DEVELOPMENT = [
     "0.331 | 0.00 | 0.65 | val 0.373 (chosen on it) |",
     "| the same default again, seed 0 (18.5 min; validation chose threshold 0.65 and only the "
     "best region) | 0.134 | 0.11 | 0.30 | val 0.312, final training loss 0.73 instead of "
-    "0.65: same settings and seed as the 0.331 run (TensorFlow's threaded CPU kernels are not "
-    "bit-reproducible), so one run tells little |",
+    "0.65: same settings and seed as the 0.331 run, different from the first epoch (loss "
+    "1.182 vs 1.174; TensorFlow's CPU kernels are not bit-reproducible by default), so one "
+    "run tells little |",
+    "| the default with seed 1 (30 epochs, 32.6 min on a CPU shared with another run; validation "
+    "chose threshold 0.2 and the 2 best regions) | 0.265 | 0.00 | 0.38 | val 0.393; over the "
+    "three runs of the default: test Dice/image 0.24 on average (0.13-0.33) |",
     "| the same with 40 epochs (early stop at 37, 23 min) | 0.176 | 0.16 | 0.35 | val 0.294: "
     "runs of one recipe differ by as much as the recipes do |",
     "| the default model, mask = only its best-scored candidate (threshold 0.1) | 0.361 | — | "
