@@ -69,6 +69,9 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     mode.add_argument("--paper-scale", action="store_true", help="the paper's sizes (GPU)")
     parser.add_argument("--output-dir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--deterministic", action="store_true", help="bit-reproducible runs for a seed"
+    )
     parser.add_argument("--precision", choices=training.PRECISIONS, default="auto")
     parser.add_argument("--strategy", choices=training.STRATEGIES, default="default")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
@@ -152,6 +155,8 @@ class Run:
         import keras
 
         keras.utils.set_random_seed(args.seed)
+        if args.deterministic:
+            training.set_determinism(True)
         self.precision = training.set_precision(args.precision)
         self.strategy = training.make_strategy(args.strategy)
         self.results: dict[str, dict] = {}
@@ -346,6 +351,7 @@ class Run:
             "strategy": self.args.strategy,
             "replicas": self.strategy.num_replicas_in_sync,
             "seed": self.args.seed,
+            "deterministic": self.args.deterministic,
             "seconds": seconds,
             "split_sizes": {k: len(v) for k, v in getattr(self, "_splits", {}).items()},
         }

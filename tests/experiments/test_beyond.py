@@ -104,3 +104,21 @@ def test_set_overrides_recipe_fields_and_names_bad_keys():
         beyond.apply_overrides(base, ["epochs=many"])
     with pytest.raises(SystemExit, match="--set tta=1: expected true or false"):
         beyond.apply_overrides(base, ["tta=1"])
+
+
+@pytest.mark.slow
+def test_deterministic_runs_repeat_to_the_bit(tmp_path):
+    import keras
+    import numpy as np
+
+    weights, metrics = [], []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        _run(str(SCRIPT), "--quick", "--seed", "3", "--deterministic", "--output-dir", str(out))
+        model = keras.saving.load_model(out / "recipe" / "model.keras", compile=False)
+        weights.append(np.concatenate([w.ravel() for w in model.get_weights()]))
+        saved = json.loads((out / "metrics.json").read_text())
+        assert saved["setup"]["deterministic"] is True
+        metrics.append(saved["test"])
+    np.testing.assert_array_equal(weights[0], weights[1])
+    assert metrics[0] == metrics[1]
