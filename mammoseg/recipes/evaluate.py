@@ -118,16 +118,17 @@ def evaluate_records(
         truth = load_mask(record, image.shape, kinds=config.kinds)
         min_area = config.min_candidate_area / config.scale_for(image.shape) ** 2
         result.image_ids.append(record.image_id)
+        # One labelling per threshold serves the predictor's own limit and the choices.
+        limits = set(region_choices) | {config.mask_regions} - {None}
+        limited = (
+            region_limited_counts(prob, truth, result.thresholds, sorted(limits)) if limits else {}
+        )
         if config.mask_regions is None:
             result.counts.append(overlap_counts(prob, truth, result.thresholds))
         else:
-            limit = config.mask_regions
-            counts = region_limited_counts(prob, truth, result.thresholds, [limit])[limit]
-            result.counts.append(counts)
+            result.counts.append(limited[config.mask_regions])
         if region_choices:
-            result.limited_counts.append(
-                region_limited_counts(prob, truth, result.thresholds, region_choices)
-            )
+            result.limited_counts.append({k: limited[k] for k in region_choices})
         result.candidates.append(
             extract_candidates(prob, config.candidate_threshold, int(np.ceil(min_area)))
         )
