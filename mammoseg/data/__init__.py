@@ -21,10 +21,8 @@ from mammoseg.data.records import (
     load_image,
     load_instance_masks,
     load_mask,
-    parse_size,
-    resize_image,
-    resize_mask,
 )
+from mammoseg.data.resample import parse_size, resample_image, resample_mask
 
 
 def _load_phantom(root=None, **options):
@@ -114,8 +112,8 @@ __all__ = [
     "make_dataset",
     "oversample",
     "parse_size",
-    "resize_image",
-    "resize_mask",
+    "resample_image",
+    "resample_mask",
     "split_by_patient",
     "RotationAugment",
 ]

@@ -37,6 +37,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -44,34 +45,92 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from mammoseg.data.cache_manifest import (
-    CACHE_VERSION,
-    _changed,
-    _drawable,
-    _manifest,
-    _read_manifest,
-    _source_stats,
-    _stale_reason,
-)
-
-# The readers keep their address, mammoseg.data.cache.
-from mammoseg.data.cache_read import (  # noqa: F401
-    read_cache,
-    read_instance_masks,
-    read_transforms,
-)
 from mammoseg.data.errors import MammosegDataError
-from mammoseg.data.records import LESION_KINDS, Record, Size, draw_circle, parse_size
+from mammoseg.data.records import LESION_KINDS, Lesion, Record, draw_circle
+from mammoseg.data.resample import Size, frame, inner_box, parse_size, resample_image, resample_mask
 
-# resample_matrix, frame and to_original_size keep their old address, mammoseg.data.cache.
-from mammoseg.data.resample import (  # noqa: F401
-    _inner,
-    _resample,
-    _resample_mask,
-    frame,
-    resample_matrix,
-    to_original_size,
-)
+CACHE_VERSION = 2
+
+
+def _drawable(record: Record) -> list[Lesion]:
+    return [lesion for lesion in record.lesions if lesion.has_region]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (Path, np.ndarray)):
+        return str(value) if isinstance(value, Path) else value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in the cache manifest")
+
+
+def _record_from_json(entry: dict[str, Any]) -> Record:
+    lesions = tuple(
+        Lesion(**dict(les, center=None if les["center"] is None else tuple(les["center"])))
+        for les in entry["lesions"]
+    )
+    shape = None if entry["shape"] is None else tuple(entry["shape"])
+    return Record(**dict(entry, lesions=lesions, shape=shape))
+
+
+def _source_files(record: Record) -> list[str]:
+    return [record.path] + [les.mask_path for les in _drawable(record) if les.mask_path]
+
+
+def _source_stats(records: Sequence[Record], require: bool = True) -> np.ndarray:
+    """(N, F, 2) int64 [size, mtime_ns] of each record's files (image, then masks); -1 pads
+    and, unless ``require``, stands for a missing file."""
+    files = [_source_files(record) for record in records]
+    stats = np.full((len(records), max(map(len, files)), 2), -1, np.int64)
+    absent = []
+    for i, names in enumerate(files):
+        for j, name in enumerate(names):
+            try:
+                stat = os.stat(name)
+            except OSError:
+                absent.append(str(name))
+                continue
+            stats[i, j] = stat.st_size, stat.st_mtime_ns
+    if absent and require:
+        more = f" and {len(absent) - 10} more" if len(absent) > 10 else ""
+        raise MammosegDataError(
+            f"{len(absent)} source file(s) not found: {', '.join(absent[:10])}{more}"
+        )
+    return stats
+
+
+def _manifest(records: Sequence[Record], target, resize: str, kinds) -> dict[str, Any]:
+    manifest = {
+        "version": CACHE_VERSION,
+        "size": list(target),
+        "resize": resize,
+        "kinds": None if kinds is None else sorted(kinds),
+        "records": [asdict(record) for record in records],
+    }
+    return json.loads(json.dumps(manifest, default=_jsonable))  # as it will read back
+
+
+def _read_manifest(handle) -> dict[str, Any]:
+    return json.loads(handle["manifest"][...].tobytes().decode("utf-8"))
+
+
+def _stale_reason(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Why a cache of manifest ``old`` cannot serve ``new`` at all (None: it can)."""
+    for key in ("version", "size", "resize", "kinds"):
+        if old.get(key) != new[key]:
+            return f"{key} was {old.get(key)!r}, now {new[key]!r}"
+    if old.get("records") != new["records"]:
+        return "the records differ"
+    return None
+
+
+def _changed(stored: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Indices of images whose source files changed (a missing current file counts as not)."""
+    if stored.shape != current.shape:
+        return np.arange(len(current))
+    differs = (stored != current).any(axis=2) & (current[..., 0] >= 0)
+    return np.flatnonzero(differs.any(axis=1))
+
 
 RESIZE_MODES = ("pad", "stretch")
 
@@ -90,15 +149,15 @@ def _read_resized(path: str, target: tuple[int, int], resize: str):
 
         pixels, meta, _ = read_dicom_stored(path)
         transform = frame(pixels.shape, target, resize)
-        oy, ox, ih, iw = _inner(transform)
-        inner = normalise(_resample(pixels, (ih, iw)), meta)
+        oy, ox, ih, iw = inner_box(transform)
+        inner = normalise(resample_image(pixels, (ih, iw)), meta)
     else:
         from mammoseg.data.records import read_pixels
 
         pixels = read_pixels(path)
         transform = frame(pixels.shape, target, resize)
-        oy, ox, ih, iw = _inner(transform)
-        inner = np.clip(_resample(pixels, (ih, iw)), 0.0, 1.0)
+        oy, ox, ih, iw = inner_box(transform)
+        inner = np.clip(resample_image(pixels, (ih, iw)), 0.0, 1.0)
     image = np.zeros(target, np.float32)
     image[oy : oy + ih, ox : ox + iw] = inner
     return image, transform
@@ -123,14 +182,14 @@ def _process(record: Record, target: tuple[int, int], resize: str, kinds) -> dic
 
     image, transform = _read_resized(record.path, target, resize)
     shape = (int(transform[0]), int(transform[1]))
-    oy, ox, ih, iw = _inner(transform)
+    oy, ox, ih, iw = inner_box(transform)
     lesions = _drawable(record)
     instances = np.zeros((len(lesions), *target), np.uint8)
     geometry = np.full((len(lesions), 3), np.nan)
     for i, lesion in enumerate(lesions):
         if lesion.mask_path is not None:
             full = _read_binary(lesion.mask_path)
-            inner = _resample_mask(full, (ih, iw))
+            inner = resample_mask(full, (ih, iw))
             measured = mask_geometry(full, shape)
             if measured is not None:
                 geometry[i] = (*measured[0], measured[1])
@@ -385,3 +444,133 @@ def build_cache(
             pool.shutdown(cancel_futures=True)
     os.replace(part, path)
     return path
+
+
+def _open_complete(path: Path):
+    import h5py
+
+    if not path.is_file():
+        part = path.with_name(path.name + ".part")
+        if part.is_file():
+            raise MammosegDataError(
+                "the cache is incomplete (its build was interrupted); run build_cache again "
+                "with the same arguments to resume it",
+                path=path,
+            )
+        raise MammosegDataError("cache file not found", path=path)
+    try:
+        handle = h5py.File(path, "r")
+        manifest = _read_manifest(handle)
+    except (OSError, KeyError, ValueError) as err:
+        raise MammosegDataError(f"not a mammoseg cache: {err}", path=path) from err
+    if manifest.get("version") != CACHE_VERSION or not handle["done"][...].all():
+        handle.close()
+        raise MammosegDataError("cache of another version, or incomplete; rebuild it", path=path)
+    return handle, manifest
+
+
+def read_cache(
+    path: str | os.PathLike,
+    lazy: bool = False,
+    verify: bool = True,
+    kinds: Sequence[str] | None | str = "built",
+) -> tuple[np.ndarray, np.ndarray, list[Record]]:
+    """Read a cache written by `build_cache`: the images, union masks and records.
+
+    Args:
+        path: the cache file.
+        lazy: return the open HDF5 datasets (indexable like arrays, read on access) instead of
+            loading everything; use it for caches larger than memory.
+        verify: refuse a stale cache, one whose source files still exist but changed size or
+            modification time since the build. Missing sources are fine (a cache can be used
+            without the raw data).
+        kinds: "built" returns the union masks stored at build time; None (every kind) or a
+            list of kinds recomputes the unions from the instance masks (not lazy).
+
+    Returns:
+        ``(images, masks, records)``: images float32 (N, H, W) in [0, 1], masks uint8
+        (N, H, W) in {0, 1}, and the records in cache order, each lesion measured on its
+        full-resolution mask given its ``center`` and equal-area ``radius`` when it had none.
+
+    Raises:
+        MammosegDataError: no such file, an interrupted build (the message says how to
+            resume), not a cache, a stale cache.
+
+    Example:
+        >>> images, masks, records = read_cache("cbis-1024.h5")  # doctest: +SKIP
+        >>> images.shape, masks.dtype
+        ((3103, 1024, 1024), dtype('uint8'))
+    """
+    path = Path(path)
+    handle, manifest = _open_complete(path)
+    try:
+        records = [_record_from_json(entry) for entry in manifest["records"]]
+        if verify:
+            changed = _changed(handle["sources"][...], _source_stats(records, require=False))
+            if len(changed):
+                raise MammosegDataError(
+                    f"stale cache: the source files of {len(changed)} image(s) changed since "
+                    f"it was built, e.g. {records[changed[0]].path}; run build_cache again "
+                    "to re-cache them",
+                    path=path,
+                )
+        offsets = handle["instance_offsets"][...]
+        geometry = handle["geometry"][...]
+        for index, record in enumerate(records):
+            measured = iter(geometry[offsets[index] : offsets[index + 1]])
+            lesions = []
+            for lesion in record.lesions:
+                row = next(measured) if lesion.has_region else None
+                if row is not None and lesion.center is None and not np.isnan(row).any():
+                    lesion = replace(
+                        lesion, center=(float(row[0]), float(row[1])), radius=float(row[2])
+                    )
+                lesions.append(lesion)
+            records[index] = replace(record, lesions=tuple(lesions))
+        if isinstance(kinds, str) and kinds == "built":
+            masks = handle["masks"] if lazy else handle["masks"][...]
+        else:
+            kinds = None if kinds is None else set(kinds)
+            masks = np.zeros(handle["masks"].shape, np.uint8)
+            for index, record in enumerate(records):
+                for j, lesion in enumerate(_drawable(record)):
+                    if kinds is None or lesion.kind in kinds:
+                        masks[index] |= handle["instance_masks"][offsets[index] + j]
+        images = handle["images"] if lazy else handle["images"][...]
+    except BaseException:
+        handle.close()
+        raise
+    if not lazy:
+        handle.close()
+    return images, masks, records
+
+
+def read_transforms(path: str | os.PathLike) -> np.ndarray:
+    """Per-image transforms (N, 6) of a cache: [height, width, sy, sx, off_y, off_x].
+
+    A cache pixel (r, c) comes from the original pixel ((r - off_y + 0.5) / sy - 0.5,
+    (c - off_x + 0.5) / sx - 0.5); `to_original_size` applies the inverse to a whole map.
+
+    Example:
+        >>> read_transforms("cbis-1024.h5")[0]  # doctest: +SKIP
+        array([4.664e+03, 3.064e+03, 2.195e-01, 2.195e-01, 0.000e+00, 1.784e+02])
+    """
+    handle, _ = _open_complete(Path(path))
+    with handle:
+        return handle["transforms"][...]
+
+
+def read_instance_masks(path: str | os.PathLike, index: int) -> np.ndarray:
+    """The instance masks (K, H, W) uint8 of image ``index`` of a cache, one per drawable
+    lesion of its record in order (for instance models such as Mask R-CNN).
+
+    Example:
+        >>> read_instance_masks("cbis-1024.h5", 0).shape  # doctest: +SKIP
+        (1, 1024, 1024)
+    """
+    handle, _ = _open_complete(Path(path))
+    with handle:
+        offsets = handle["instance_offsets"][...]
+        if not 0 <= index < len(offsets) - 1:
+            raise IndexError(f"`index` must be in [0, {len(offsets) - 1}), received {index}")
+        return handle["instance_masks"][offsets[index] : offsets[index + 1]]

@@ -15,8 +15,8 @@ Files that cannot give a usable image (not a DICOM, no pixel data, pixel data cu
 scanner test file scaled down to a few pixels, a compression without a decoder) raise
 `MammosegDataError` naming the file and, for compressions, the plugin to install.
 
-`write_dicom`, which writes the small files of the phantoms and tests, lives in
-`mammoseg.data.dicom_write` and is re-exported here.
+`write_dicom` writes the small secondary-capture files of the phantoms and tests (at the end of
+this module).
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ import pydicom
 import pydicom.uid as uids
 from pydicom.errors import InvalidDicomError
 
-# write_dicom keeps its address, mammoseg.data.dicom.
-from mammoseg.data.dicom_write import write_dicom  # noqa: F401
 from mammoseg.data.errors import MammosegDataError
 
 VOI_CHOICES = (None, "window", "lut", "auto")
@@ -388,3 +386,57 @@ def sample_rows(path: str | os.PathLike, n_rows: int = 32) -> np.ndarray:
                 out[i] = np.frombuffer(handle.read(row_bytes), dtype=dtype)
         return out
     return _decode(pydicom.dcmread(path), path)[picks]
+
+
+def write_dicom(
+    path: str | os.PathLike,
+    pixels: np.ndarray,
+    photometric: str = "MONOCHROME2",
+    bits_stored: int | None = None,
+    transfer_syntax: str = uids.ExplicitVRLittleEndian,
+    **attributes: Any,
+) -> Path:
+    """Write a 2-D greyscale image as a minimal secondary-capture DICOM (phantoms and tests).
+
+    Args:
+        path: the file to write (its folder is created).
+        pixels: uint8 or uint16 (rows, columns) stored values.
+        photometric: "MONOCHROME2" or "MONOCHROME1".
+        bits_stored: significant bits (default: all bits of the dtype).
+        transfer_syntax: a transfer syntax UID; compressed ones (RLE, JPEG 2000) need an
+            encoder (pydicom's own for RLE, pylibjpeg-openjpeg for JPEG 2000).
+        **attributes: further DICOM keywords, e.g. ``PatientID="P_00001"``.
+
+    Returns:
+        ``path`` as a Path.
+
+    Raises:
+        ValueError: ``pixels`` not a 2-D uint8/uint16 array.
+
+    Example:
+        >>> write_dicom("x.dcm", np.zeros((64, 64), np.uint16), bits_stored=12)  # doctest: +SKIP
+    """
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 2 or pixels.dtype not in (np.uint8, np.uint16):
+        raise ValueError(
+            f"`pixels` must be a 2-D uint8 or uint16 array, received {pixels.dtype} {pixels.shape}"
+        )
+    meta = pydicom.dataset.FileMetaDataset()
+    meta.MediaStorageSOPClassUID = uids.SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = attributes.pop("SOPInstanceUID", None) or uids.generate_uid()
+    meta.TransferSyntaxUID = uids.ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "MG"
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    bits = bits_stored or pixels.dtype.itemsize * 8
+    ds.set_pixel_data(pixels, photometric, bits, generate_instance_uid=False)
+    if uids.UID(transfer_syntax).is_compressed:
+        ds.compress(transfer_syntax, generate_instance_uid=False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path

@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 
 from mammoseg.data.cbis_ddsm import CSV_NAMES
 from mammoseg.data.dicom import write_dicom
-from mammoseg.data.records import resize_mask
+from mammoseg.data.phantom import synthesize_mammogram
+from mammoseg.data.resample import resample_mask
 
 DEFAULT_LONG_SIDE = 4000
 NAMINGS = ("legacy", "nbia")
@@ -84,7 +85,7 @@ def _stored_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.uniform() < 1 / 7:
         small = (round(height * 0.87), round(width * 0.87))
         if abs((small[0] / small[1]) / (height / width) - 1) < 0.005:
-            mask = resize_mask(mask, small) > 0
+            mask = resample_mask(mask, small)
     return np.where(mask, 255, 0).astype(np.uint8)
 
 
@@ -167,8 +168,6 @@ def write_cbis_phantom(
         >>> root = write_cbis_phantom("/tmp/cbis", n_images=4, size=256)  # doctest: +SKIP
         >>> records = load_records("cbis-ddsm", root)  # doctest: +SKIP
     """
-    from mammoseg.data.phantom import synthesize_mammogram
-
     if not isinstance(n_images, (int, np.integer)) or n_images < 1:
         raise ValueError(f"`n_images` must be a positive integer, received {n_images!r}")
     size = DEFAULT_LONG_SIDE if size is None else size

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from mammoseg.data.errors import MammosegDataError
+from mammoseg.data.resample import Size, parse_size, resample_image, resample_mask
 
 LESION_KINDS = ("mass", "calcification", "architectural_distortion", "asymmetry")
 PATHOLOGIES = ("benign", "malignant", None)
-Size = int | tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -102,25 +102,6 @@ class Record:
         return [les.radius for les in _select(self, kinds) if les.radius is not None]
 
 
-def parse_size(size: Size | None, argument: str = "size") -> tuple[int, int] | None:
-    """Normalise ``size`` (int → square, (height, width) → itself, None → None)."""
-    if size is None:
-        return None
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        pair = (int(size), int(size))
-    elif (
-        isinstance(size, (tuple, list))
-        and len(size) == 2
-        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in size)
-    ):
-        pair = (int(size[0]), int(size[1]))
-    else:
-        raise TypeError(f"`{argument}` must be an int or (height, width), received {size!r}")
-    if min(pair) <= 0:
-        raise ValueError(f"`{argument}` must be positive, received {size!r}")
-    return pair
-
-
 def _select(record: Record, kinds: Sequence[str] | None) -> list[Lesion]:
     if kinds is not None:
         if isinstance(kinds, str):
@@ -176,40 +157,6 @@ def image_shape(record: Record) -> tuple[int, int]:
     return read_pixels(record.path).shape
 
 
-def resize_image(image: np.ndarray, size: Size | None) -> np.ndarray:
-    """Resize a float image with anti-aliasing (block averaging for whole-number factors)."""
-    target = parse_size(size)
-    if target is None or tuple(image.shape[:2]) == target:
-        return image.astype(np.float32, copy=False)
-    height, width = image.shape[:2]
-    if height % target[0] == 0 and width % target[1] == 0:
-        fy, fx = height // target[0], width // target[1]
-        blocks = image.reshape(target[0], fy, target[1], fx, *image.shape[2:])
-        return blocks.mean(axis=(1, 3), dtype=np.float32)
-    from skimage.transform import resize
-
-    anti_alias = height > target[0] or width > target[1]
-    return resize(image, target, order=1, anti_aliasing=anti_alias, preserve_range=True).astype(
-        np.float32
-    )
-
-
-def resize_mask(mask: np.ndarray, size: Size | None) -> np.ndarray:
-    """Resize one binary mask so it stays binary and a non-empty mask never becomes empty.
-
-    A target pixel is set when at least half of its area is covered; if that leaves nothing of
-    a non-empty mask (a lesion smaller than a target pixel), the most covered pixel is set.
-    The same rule (one implementation, `mammoseg.data.resample`) serves the HDF5 cache.
-    """
-    from mammoseg.data.resample import _resample_mask
-
-    mask = np.asarray(mask) > 0
-    target = parse_size(size)
-    if target is None or mask.shape == target:
-        return mask.astype(np.uint8)
-    return _resample_mask(mask, target).astype(np.uint8)
-
-
 def draw_circle(
     shape: tuple[int, int], center: tuple[float, float], radius: float, source_shape=None
 ) -> np.ndarray:
@@ -234,7 +181,7 @@ def draw_circle(
 
 def _lesion_mask(record: Record, lesion: Lesion, target: tuple[int, int]) -> np.ndarray:
     if lesion.mask_path is not None:
-        return resize_mask(read_pixels(lesion.mask_path) > 0, target).astype(bool)
+        return resample_mask(read_pixels(lesion.mask_path) > 0, target)
     return draw_circle(target, lesion.center, lesion.radius, image_shape(record))
 
 
@@ -249,7 +196,11 @@ def load_image(record: Record, size: Size | None = None) -> np.ndarray:
         >>> image.shape, image.dtype
         ((256, 256), dtype('float32'))
     """
-    return resize_image(read_pixels(record.path), size)
+    pixels = read_pixels(record.path)
+    target = parse_size(size)
+    if target is None or pixels.shape[:2] == target:
+        return pixels.astype(np.float32, copy=False)
+    return resample_image(pixels, target)
 
 
 def load_mask(

@@ -17,6 +17,27 @@ from functools import lru_cache
 import numpy as np
 from scipy import sparse
 
+Size = int | tuple[int, int]
+
+
+def parse_size(size: Size | None, argument: str = "size") -> tuple[int, int] | None:
+    """Normalise ``size`` (int → square, (height, width) → itself, None → None)."""
+    if size is None:
+        return None
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        pair = (int(size), int(size))
+    elif (
+        isinstance(size, (tuple, list))
+        and len(size) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in size)
+    ):
+        pair = (int(size[0]), int(size[1]))
+    else:
+        raise TypeError(f"`{argument}` must be an int or (height, width), received {size!r}")
+    if min(pair) <= 0:
+        raise ValueError(f"`{argument}` must be positive, received {size!r}")
+    return pair
+
 
 @lru_cache(maxsize=64)
 def resample_matrix(n_in: int, n_out: int) -> sparse.csr_matrix:
@@ -54,12 +75,23 @@ def resample_matrix(n_in: int, n_out: int) -> sparse.csr_matrix:
     return matrix
 
 
-def _resample(array: np.ndarray, shape: tuple[int, int], band: int = 128) -> np.ndarray:
+def resample_image(array: np.ndarray, shape: Size, band: int = 128) -> np.ndarray:
     """Resize a 2-D array to ``shape`` with `resample_matrix` on each axis (float32).
+
+    Area averaging down (block averaging for whole-number factors), linear interpolation up:
+    the one image resampling of mammoseg, shared by the loaders and the HDF5 cache.
 
     Works in bands of ``band`` output rows, so an integer image is converted to float a few
     MB at a time rather than whole (4000 x 3000 float32 is 48 MB of fresh pages per image).
+
+    Example:
+        >>> resample_image(np.array([[0, 2], [4, 6]], np.float32), (1, 1))
+        array([[3.]], dtype=float32)
     """
+    array = np.asarray(array)
+    if array.ndim != 2:
+        raise ValueError(f"`array` must be 2-D (height, width), received shape {array.shape}")
+    shape = parse_size(shape, "shape")
     rows = resample_matrix(array.shape[0], shape[0])
     cols = resample_matrix(array.shape[1], shape[1])
     out = np.empty(shape, np.float32)
@@ -72,8 +104,22 @@ def _resample(array: np.ndarray, shape: tuple[int, int], band: int = 128) -> np.
     return out
 
 
-def _resample_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Coverage-resize a boolean mask, working only on its bounding box; never loses a lesion."""
+def resample_mask(mask: np.ndarray, shape: Size) -> np.ndarray:
+    """Coverage-resize a binary mask (boolean out), working only on its bounding box.
+
+    A target pixel is set when at least half of its area is covered; if that leaves nothing of
+    a non-empty mask (a lesion smaller than a target pixel), the most covered pixel is set, so
+    a lesion never vanishes (the authors' ``== 255`` threshold erased them).
+
+    Example:
+        >>> resample_mask(np.eye(4, dtype=bool), (2, 2)).astype(int)
+        array([[1, 0],
+               [0, 1]])
+    """
+    mask = np.asarray(mask) > 0
+    shape = parse_size(shape, "shape")
+    if mask.shape == shape:
+        return mask.copy()
     out = np.zeros(shape, dtype=bool)
     any_rows = np.flatnonzero(mask.any(axis=1))
     if any_rows.size == 0:
@@ -110,7 +156,8 @@ def frame(shape: tuple[int, int], target: tuple[int, int], resize: str) -> np.nd
     )
 
 
-def _inner(transform: np.ndarray) -> tuple[int, int, int, int]:
+def inner_box(transform: np.ndarray) -> tuple[int, int, int, int]:
+    """(row, col, height, width) of the resized image inside the cache frame."""
     height, width, sy, sx, oy, ox = transform
     return int(oy), int(ox), int(round(height * sy)), int(round(width * sx))
 
@@ -131,9 +178,18 @@ def to_original_size(prediction: np.ndarray, transform: np.ndarray) -> np.ndarra
         >>> probs = to_original_size(model_output[0, ..., 0], read_transforms(path)[0])
         ... # doctest: +SKIP
     """
-    oy, ox, ih, iw = _inner(np.asarray(transform))
+    oy, ox, ih, iw = inner_box(np.asarray(transform))
     height, width = int(transform[0]), int(transform[1])
-    return _resample(np.asarray(prediction)[oy : oy + ih, ox : ox + iw], (height, width))
+    return resample_image(np.asarray(prediction)[oy : oy + ih, ox : ox + iw], (height, width))
 
 
-__all__ = ["frame", "resample_matrix", "to_original_size"]
+__all__ = [
+    "Size",
+    "frame",
+    "inner_box",
+    "parse_size",
+    "resample_image",
+    "resample_mask",
+    "resample_matrix",
+    "to_original_size",
+]

@@ -1,4 +1,4 @@
-"""Layers shared by the builders, and the argument checks every builder runs first.
+"""Layers shared by the builders (the argument checks they run first are `mammoseg.checks`).
 
 The blocks take a tensor and a name prefix and return a tensor; every layer they create is named
 ``{prefix}_{role}`` (``encoder2_conv1``, ``decoder1_up``, ``block3_bn2``) because names are the
@@ -7,113 +7,14 @@ contract with saved and published weight files.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Sequence
 from typing import Any
 
 import keras
 
+from mammoseg.checks import check_choice
+
 UPSAMPLING_MODES = ("transpose", "bilinear", "nearest")
 OUTPUT_MODES = ("sigmoid", "logits")
-
-
-# --- argument checks ---------------------------------------------------------------------
-
-
-def check_positive_int(name: str, value: Any) -> int:
-    """Return ``value`` if it is a positive integer, else raise naming the argument.
-
-    Raises:
-        ValueError: ``"`base_filters` must be a positive integer, received 0"``.
-
-    Example:
-        >>> check_positive_int("depth", 4)
-        4
-    """
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer, received {value!r}")
-    return value
-
-
-def check_fraction(name: str, value: Any, *, allow_one: bool = False) -> float:
-    """Return ``value`` if it lies in [0, 1) (or [0, 1] with ``allow_one``), else raise.
-
-    Raises:
-        ValueError: names the argument and echoes the value.
-
-    Example:
-        >>> check_fraction("dropout", 0.5)
-        0.5
-    """
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not is_number or not (0 <= value and (value <= 1 if allow_one else value < 1)):
-        interval = "[0, 1]" if allow_one else "[0, 1)"
-        raise ValueError(f"`{name}` must be a number in {interval}, received {value!r}")
-    return float(value)
-
-
-def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
-    """Return ``value`` if it is one of ``choices``; otherwise list them and the closest match.
-
-    Raises:
-        ValueError: ``"`upsampling` must be one of ('transpose', ...), received 'transposed';
-            did you mean 'transpose'?"``
-
-    Example:
-        >>> check_choice("output", "sigmoid", OUTPUT_MODES)
-        'sigmoid'
-    """
-    if value not in choices:
-        close = difflib.get_close_matches(str(value), list(choices), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"`{name}` must be one of {tuple(choices)}, received {value!r}{hint}")
-    return value
-
-
-def check_input_shape(
-    input_shape: Any, *, allow_none: bool = True, min_size: int = 1
-) -> tuple[int | None, int | None, int]:
-    """Validate an ``(height, width, channels)`` input shape.
-
-    Args:
-        input_shape: a sequence of three entries; height and width may be None when
-            ``allow_none`` (fully convolutional models), channels must be a positive integer.
-        allow_none: accept None for height and width.
-        min_size: smallest accepted height and width.
-
-    Returns:
-        The shape as a tuple.
-
-    Raises:
-        ValueError: wrong length, or an entry that is not a valid size; the message echoes it.
-
-    Example:
-        >>> check_input_shape([64, 64, 1])
-        (64, 64, 1)
-    """
-    if (
-        not isinstance(input_shape, Sequence)
-        or isinstance(input_shape, str)
-        or len(input_shape) != 3
-    ):
-        raise ValueError(
-            f"`input_shape` must be (height, width, channels), received {input_shape!r}"
-        )
-    height, width, channels = input_shape
-    for axis, size in (("height", height), ("width", width)):
-        if size is None and allow_none:
-            continue
-        if isinstance(size, bool) or not isinstance(size, int) or size < min_size:
-            need = f"an integer >= {min_size}" + (" or None" if allow_none else "")
-            raise ValueError(
-                f"`input_shape` {axis} must be {need}, received {size!r} in {tuple(input_shape)}"
-            )
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels <= 0:
-        raise ValueError(
-            f"`input_shape` channels must be a positive integer, received {channels!r} "
-            f"in {tuple(input_shape)}"
-        )
-    return (height, width, channels)
 
 
 def nearest_multiples(size: int, factor: int) -> tuple[int, ...]:
@@ -249,10 +150,6 @@ def output_conv(x: Any, channels: int, output: str, name: str = "output") -> Any
 __all__ = [
     "OUTPUT_MODES",
     "UPSAMPLING_MODES",
-    "check_choice",
-    "check_fraction",
-    "check_input_shape",
-    "check_positive_int",
     "conv_block",
     "nearest_multiples",
     "output_conv",

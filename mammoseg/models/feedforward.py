@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from mammoseg.models.blocks import check_choice, check_input_shape, check_positive_int
+from mammoseg.checks import check_choice, check_input_shape, check_positive_int
 
 FEEDFORWARD_VARIANTS = ("paper", "corrected")
 

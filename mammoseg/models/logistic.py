@@ -16,14 +16,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from mammoseg.models.blocks import (
-    OUTPUT_MODES,
-    check_choice,
-    check_fraction,
-    check_input_shape,
-    check_positive_int,
-    output_conv,
-)
+from mammoseg.checks import check_choice, check_fraction, check_input_shape, check_positive_int
+from mammoseg.models.blocks import OUTPUT_MODES, output_conv
 
 
 def build_pixel_logistic_regression(

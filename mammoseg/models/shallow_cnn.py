@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import keras
 
-from mammoseg.models.blocks import check_fraction, check_input_shape, check_positive_int
+from mammoseg.checks import check_fraction, check_input_shape, check_positive_int
 
 
 def build_shallow_cnn(

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import keras
 
+from mammoseg.checks import check_choice, check_fraction, check_input_shape, check_positive_int
 from mammoseg.models.blocks import (
     OUTPUT_MODES,
     UPSAMPLING_MODES,
-    check_choice,
-    check_fraction,
-    check_input_shape,
-    check_positive_int,
     conv_block,
     nearest_multiples,
     output_conv,

@@ -20,15 +20,8 @@ import re
 
 import keras
 
-from mammoseg.models.blocks import (
-    OUTPUT_MODES,
-    check_choice,
-    check_input_shape,
-    check_positive_int,
-    conv_block,
-    nearest_multiples,
-    output_conv,
-)
+from mammoseg.checks import check_choice, check_input_shape, check_positive_int
+from mammoseg.models.blocks import OUTPUT_MODES, conv_block, nearest_multiples, output_conv
 from mammoseg.models.weights import LoadReport, iter_h5_layer_weights, load_weights_by_name
 
 YAROSLAV_FILTERS = (32, 64, 128, 256, 256, 512)

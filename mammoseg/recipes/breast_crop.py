@@ -57,14 +57,14 @@ class BreastCrop:
         Returns:
             float32 array of the original image's shape.
         """
-        from mammoseg.data import resize_image
+        from mammoseg.data import resample_image
 
         values = np.asarray(values, dtype=np.float32)
         if values.ndim != 2:
             raise ValueError(f"`values` must be a 2-D map, received shape {values.shape}")
         out = np.full(self.shape, fill, dtype=np.float32)
         row0, row1, col0, col1 = self.box
-        out[row0:row1, col0:col1] = resize_image(values, self.crop_shape)
+        out[row0:row1, col0:col1] = resample_image(values, self.crop_shape)
         return out
 
     def to_dict(self) -> dict:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from mammoseg.data import Record, load_mask, resize_image, resize_mask
+from mammoseg.data import Record, load_mask, resample_image, resample_mask
 from mammoseg.data.records import read_pixels
 from mammoseg.recipes.breast_crop import BreastCrop, crop_breast
 from mammoseg.recipes.config import RecipeConfig
@@ -72,8 +72,8 @@ def preprocess_image(image: np.ndarray, config: RecipeConfig) -> WorkingImage:
         raise ValueError(f"`image` must be (H, W) or (H, W, 1), received shape {image.shape}")
     cropped, crop = crop_breast(image, margin=config.crop_margin)
     shape = working_shape(crop, config)
-    small = resize_image(cropped, shape)
-    breast = resize_mask(crop.breast, shape).astype(bool)
+    small = resample_image(cropped, shape)
+    breast = resample_mask(crop.breast, shape)
     inside = small[breast] if breast.any() else small.ravel()
     mean, std = float(inside.mean()), float(inside.std())
     std = std if std > 1e-6 else 1.0
@@ -102,7 +102,7 @@ def prepare_record(record: Record, config: RecipeConfig) -> WorkingImage:
     work = preprocess_image(image, config)
     full = load_mask(record, image.shape, kinds=config.kinds)
     row0, row1, col0, col1 = work.crop.box
-    mask = resize_mask(full[row0:row1, col0:col1], work.image.shape)
+    mask = resample_mask(full[row0:row1, col0:col1], work.image.shape)
     work.mask = mask
     work.lesions = _components(mask)
     work.image_id = record.image_id

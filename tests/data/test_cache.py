@@ -15,12 +15,9 @@ from mammoseg.data import MammosegDataError, load_image, load_mask, load_records
 from mammoseg.data import cache as cache_module
 from mammoseg.data.cache import (
     build_cache,
-    frame,
     read_cache,
     read_instance_masks,
     read_transforms,
-    resample_matrix,
-    to_original_size,
 )
 from mammoseg.data.mias import read_mias
 from mammoseg.data.phantom import generate
@@ -39,50 +36,6 @@ def cbis_records(tmp_path_factory):
 def mias_records(tmp_path_factory):
     root = generate(tmp_path_factory.mktemp("mias"), n_images=6, seed=4, size=256, progress=False)
     return read_mias(root)
-
-
-# --------------------------------------------------------------------------- resampling
-
-
-def test_resample_matrix_by_hand():
-    np.testing.assert_allclose(
-        resample_matrix(3, 2).toarray(), [[2 / 3, 1 / 3, 0], [0, 1 / 3, 2 / 3]], rtol=1e-6
-    )
-    np.testing.assert_allclose(
-        resample_matrix(2, 4).toarray(), [[1, 0], [0.75, 0.25], [0.25, 0.75], [0, 1]]
-    )
-    for n_in, n_out in [(4000, 1024), (3064, 1024), (5, 5), (100, 333)]:
-        sums = np.asarray(resample_matrix(n_in, n_out).sum(axis=1)).ravel()
-        np.testing.assert_allclose(sums, 1.0, rtol=1e-5)
-
-
-def test_small_lesion_never_vanishes():
-    mask = np.zeros((300, 300), bool)
-    mask[151, 77] = True  # one pixel: 1/22 of a target pixel at 64²
-    (_, _, _, _, oy, ox), target = frame((300, 300), (64, 64), "stretch"), (64, 64)
-    out = cache_module._resample_mask(mask, target)
-    assert out.sum() == 1 and out[151 * 64 // 300, 77 * 64 // 300] and (oy, ox) == (0, 0)
-    # The authors' way (bilinear resize of a 0/255 mask, keep == 255) erases it.
-    from skimage.transform import resize
-
-    authors = resize(mask * 255.0, target, order=1, preserve_range=True) == 255
-    assert not authors.any()
-    big = np.zeros((300, 300), bool)
-    big[30:150, 60:240] = True  # rows 6.4-32, cols 12.8-51.2 at 64²: half-covered edges count
-    out = cache_module._resample_mask(big, target)
-    assert out[7:32, 13:51].all() and out.sum() == pytest.approx(25.6 * 38.4, rel=0.08)
-
-
-def test_pad_frame_and_mapping_back():
-    transform = frame((200, 100), (128, 128), "pad")
-    np.testing.assert_allclose(transform, [200, 100, 0.64, 0.64, 0, 32])
-    mask = np.zeros((200, 100), bool)
-    mask[50:120, 20:70] = True
-    cached = np.zeros((128, 128), np.float32)
-    cached[0:128, 32:96] = cache_module._resample_mask(mask, (128, 64))
-    back = to_original_size(cached, transform) >= 0.5
-    iou = (back & mask).sum() / (back | mask).sum()
-    assert back.shape == (200, 100) and iou > 0.95
 
 
 # --------------------------------------------------------------------------- building

@@ -14,7 +14,6 @@ import pytest
 from mammoseg.data import MammosegDataError, load_mask, load_records
 from mammoseg.data.cbis_ddsm import mask_geometry, read_case_descriptions
 from mammoseg.data.dicom import read_dicom, write_dicom
-from mammoseg.data.phantom import generate
 from mammoseg.data.phantom_cbis import HEADERS, write_cbis_phantom
 
 CSV_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "cbis-ddsm-csv"
@@ -195,7 +194,7 @@ def test_phantom_is_deterministic(tmp_path):
 
 
 def test_generate_dispatches_to_cbis_layout(tmp_path):
-    root = generate(tmp_path, n_images=4, seed=0, size=96, layout="cbis-ddsm")
+    root = write_cbis_phantom(tmp_path, n_images=4, seed=0, size=96)
     assert {p.name for p in root.glob("*.csv")} == {
         f"{k}_case_description_{s}_set.csv" for k in ("mass", "calc") for s in ("train", "test")
     }

@@ -133,7 +133,6 @@ def test_load_records_phantom_with_root(tmp_path):
         (dict(n_images=0), r"`n_images` must be an integer in \[1, 999\], received 0"),
         (dict(n_images=1000), r"`n_images` .*received 1000"),
         (dict(n_images=2.0), r"`n_images` .*received 2.0"),
-        (dict(layout="x"), r"`layout` must be 'mias' or 'cbis-ddsm', received 'x'"),
         (dict(size=10), r"`size` must be at least 64 pixels for the MIAS layout, received 10"),
         (dict(size="big"), r"`size` .*received 'big'"),
         (dict(normal_fraction=1.5), r"`normal_fraction` must be in \[0, 1\], received 1.5"),

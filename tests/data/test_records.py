@@ -15,10 +15,7 @@ from mammoseg.data.records import (
     load_image,
     load_instance_masks,
     load_mask,
-    parse_size,
     read_pixels,
-    resize_image,
-    resize_mask,
 )
 
 # Lattice points within distance r of a lattice point (Gauss's circle problem): 1, 5, 13, 29, ...
@@ -79,38 +76,6 @@ def test_record_has_lesion_and_radii():
         rec.has_lesion(["masses"])
 
 
-# --------------------------------------------------------------------------- parse_size
-
-
-@pytest.mark.parametrize(
-    "size, expected",
-    [(64, (64, 64)), ((32, 48), (32, 48)), ([32, 48], (32, 48)), (np.int64(8), (8, 8))],
-)
-def test_parse_size(size, expected):
-    assert parse_size(size) == expected
-
-
-def test_parse_size_none():
-    assert parse_size(None) is None
-
-
-@pytest.mark.parametrize("size", ["64", 64.0, True, (64, 64, 1), (64.0, 64), (64, False), {64}])
-def test_parse_size_type_errors(size):
-    with pytest.raises(TypeError, match=r"`size` must be an int or \(height, width\), received"):
-        parse_size(size)
-
-
-@pytest.mark.parametrize("size", [0, -3, (5, 0), (-1, 5)])
-def test_parse_size_non_positive(size):
-    with pytest.raises(ValueError, match=r"`size` must be positive, received"):
-        parse_size(size)
-
-
-def test_parse_size_names_the_callers_argument():
-    with pytest.raises(ValueError, match="`image_size` must be positive, received 0"):
-        parse_size(0, argument="image_size")
-
-
 # --------------------------------------------------------------------------- draw_circle
 
 
@@ -152,56 +117,6 @@ def test_draw_circle_centre_pixel_set_even_between_samples():
     # holding the centre is set.
     disc = draw_circle((64, 64), (100.0, 200.0), 3.0, source_shape=(1024, 1024))
     assert disc.sum() == 1 and disc[6, 12]
-
-
-# --------------------------------------------------------------------------- resizing
-
-
-def test_resize_image_block_average():
-    image = np.array([[0, 2, 4, 6], [2, 4, 6, 8], [1, 1, 0, 0], [1, 1, 0, 4]], dtype=np.float32)
-    out = resize_image(image, 2)
-    assert out.dtype == np.float32
-    np.testing.assert_allclose(out, [[2.0, 6.0], [1.0, 1.0]])
-
-
-def test_resize_image_non_integer_factor_and_identity():
-    image = np.full((30, 45), 0.25, np.float32)
-    out = resize_image(image, (20, 16))
-    assert out.shape == (20, 16) and out.dtype == np.float32
-    np.testing.assert_allclose(out, 0.25, atol=1e-6)
-    np.testing.assert_array_equal(resize_image(image, None), image)
-    np.testing.assert_array_equal(resize_image(image, (30, 45)), image)
-
-
-def test_resize_mask_half_coverage_rule():
-    mask = np.zeros((4, 4), np.uint8)
-    mask[0, 0:2] = 1  # top-left block: 2 of 4 -> set
-    mask[3, 3] = 1  # bottom-right block: 1 of 4 -> not set (other pixels are)
-    out = resize_mask(mask, 2)
-    assert out.dtype == np.uint8
-    np.testing.assert_array_equal(out, [[1, 0], [0, 0]])
-
-
-def test_resize_mask_one_pixel_lesion_survives():
-    mask = np.zeros((1024, 1024), bool)
-    mask[500, 700] = True
-    out = resize_mask(mask, 64)
-    assert out.sum() == 1 and out[500 // 16, 700 // 16] == 1
-
-
-@pytest.mark.parametrize("size", [48, (96, 80), 256])
-def test_resize_mask_stays_binary(size):
-    mask = draw_circle((128, 128), (63.5, 63.5), 40.0)  # covers pi 40^2 / 128^2 = 30.7 %
-    out = resize_mask(mask, size)
-    assert out.dtype == np.uint8 and set(np.unique(out)) <= {0, 1}
-    assert out.shape == parse_size(size)
-    assert out.mean() == pytest.approx(np.pi * 40**2 / 128**2, rel=0.06)
-    noise = resize_mask(np.random.default_rng(0).uniform(size=(128, 128)) < 0.3, size)
-    assert noise.dtype == np.uint8 and set(np.unique(noise)) <= {0, 1}
-
-
-def test_resize_mask_empty_stays_empty():
-    assert resize_mask(np.zeros((128, 128), np.uint8), 48).sum() == 0
 
 
 # --------------------------------------------------------------------------- load_mask

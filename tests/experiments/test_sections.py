@@ -147,11 +147,9 @@ def test_run_all_quick_writes_the_summary_table(tmp_path):
 
 @pytest.mark.slow
 def test_quick_run_on_a_cbis_ddsm_layout(tmp_path):
-    from mammoseg.data import phantom
+    from mammoseg.data.phantom_cbis import write_cbis_phantom
 
-    root = phantom.generate(
-        tmp_path / "cbis", 16, seed=0, size=256, layout="cbis-ddsm", progress=False
-    )
+    root = write_cbis_phantom(tmp_path / "cbis", 16, seed=0, size=256, progress=False)
     out = tmp_path / "run"
     run_script(
         "section_vb_semantic_segmentation.py",
