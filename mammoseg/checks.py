@@ -125,9 +125,13 @@ def check_input_shape(
             raise ValueError(
                 f"`input_shape` {axis} must be {need}, received {size!r} in {tuple(input_shape)}"
             )
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels <= 0:
+    if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels <= 0:
         raise ValueError(
             f"`input_shape` channels must be a positive integer, received {channels!r} "
             f"in {tuple(input_shape)}"
         )
-    return (height, width, channels)
+    return (
+        None if height is None else int(height),
+        None if width is None else int(width),
+        int(channels),
+    )
