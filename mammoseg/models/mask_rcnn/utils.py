@@ -76,22 +76,6 @@ def compute_overlaps_masks(masks1: np.ndarray, masks2: np.ndarray) -> np.ndarray
     return np.where(union > 0, intersections / np.maximum(union, 1e-12), 0.0)
 
 
-def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-    """Indices of the boxes kept by greedy NMS, best score first."""
-    boxes = np.asarray(boxes, dtype=np.float64)
-    areas = box_areas(boxes)
-    order = list(np.argsort(scores)[::-1])
-    keep = []
-    while order:
-        best = order.pop(0)
-        keep.append(best)
-        if not order:
-            break
-        iou = compute_iou(boxes[best], boxes[order], areas[best], areas[order])
-        order = [o for o, v in zip(order, iou) if v <= threshold]
-    return np.array(keep, dtype=np.int32)
-
-
 def box_refinement(box: np.ndarray, gt_box: np.ndarray) -> np.ndarray:
     """Deltas ``(dy, dx, log(dh), log(dw))`` that turn ``box`` into ``gt_box`` (both [N, 4]).
 

@@ -45,12 +45,6 @@ def test_norm_denorm_boxes():
     np.testing.assert_array_equal(utils.denorm_boxes(normed, (64, 64)), boxes)
 
 
-def test_non_max_suppression():
-    boxes = np.array([[0, 0, 10, 10], [0, 1, 10, 11], [20, 20, 30, 30]])
-    keep = utils.non_max_suppression(boxes, np.array([0.9, 0.8, 0.7]), 0.5)
-    assert keep.tolist() == [0, 2]
-
-
 @pytest.mark.parametrize(
     "mode,shape,window,scale",
     [
