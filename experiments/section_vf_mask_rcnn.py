@@ -221,7 +221,7 @@ def train_and_detect(
     ap50 = evaluate.matterport_map(gts, preds, [0.5])
     segm = evaluate.coco_evaluate(gts, preds, "segm", class_ids=[1])
     bbox = evaluate.coco_evaluate(gts, preds, "bbox", class_ids=[1])
-    froc = evaluate.froc(gts, preds)
+    froc = evaluate.mask_froc(gts, preds)
     precision, recall = evaluate.precision_recall_curve(gts, preds, 0.5)
     figures = [
         plot_pr(run.dir / "fig6_precision_recall.png", precision, recall),

@@ -33,9 +33,11 @@ from mammoseg.metrics.detection import (
     Region,
     froc,
     froc_curve,
+    froc_from_scores,
     lesion_sensitivity_at_fppi,
     match_lesions,
     regions_from_probability,
+    sensitivity_at_rates,
 )
 from mammoseg.metrics.keras_metrics import (
     DiceMetric,
@@ -79,10 +81,12 @@ __all__ = [
     "foreground_iou",
     "froc",
     "froc_curve",
+    "froc_from_scores",
     "lesion_sensitivity_at_fppi",
     "match_lesions",
     "mean_iou_both_classes",
     "regions_from_probability",
+    "sensitivity_at_rates",
     "sensitivity",
     "specificity",
 ]

@@ -176,15 +176,71 @@ def froc_curve(
         match_lesions(c, t, threshold) for c, t in zip(per_image_candidates, per_image_truth)
     ]
     hit_scores = np.concatenate([m.hit_scores for m in matches])
+    fp_scores = np.concatenate([m.false_positive_scores for m in matches])
+    return froc_from_scores(hit_scores, fp_scores, len(matches))
+
+
+def froc_from_scores(
+    hit_scores: Any, false_positive_scores: Any, n_images: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The FROC curve from pooled scores: one entry per lesion, one per false positive.
+
+    The one FROC of mammoseg (the segmentation recipe and Mask R-CNN both call it). An
+    operating point is a score threshold t: every candidate scoring >= t is kept, so candidates
+    with tied scores enter together, and the curve has one point per distinct score, none that
+    no threshold can reach; the result does not depend on the order of the candidates.
+
+    Args:
+        hit_scores: per truth lesion, the best score of the candidates that hit it (NaN:
+            missed). A lesion hit twice counts once; the second candidate is no false positive.
+        false_positive_scores: the score of every candidate that hits no lesion.
+        n_images: the number of images, for false positives per image.
+
+    Returns:
+        (false positives per image, sensitivity, thresholds), thresholds decreasing;
+        sensitivity is NaN throughout when there is no lesion.
+
+    Example:
+        >>> fppi, sens, t = froc_from_scores([0.9, np.nan], [0.9, 0.5], n_images=2)
+        >>> fppi.tolist(), sens.tolist(), t.tolist()
+        ([0.5, 1.0], [0.5, 0.5], [0.9, 0.5])
+    """
+    if isinstance(n_images, bool) or not isinstance(n_images, (int, np.integer)) or n_images < 1:
+        raise ValueError(f"`n_images` must be a positive integer, received {n_images!r}")
+    hit_scores = np.asarray(hit_scores, dtype=np.float64).ravel()
     found = np.sort(hit_scores[~np.isnan(hit_scores)])
-    fp_scores = np.sort(np.concatenate([m.false_positive_scores for m in matches]))
+    fp_scores = np.sort(np.asarray(false_positive_scores, dtype=np.float64).ravel())
     thresholds = np.unique(np.concatenate([found, fp_scores]))[::-1]
-    # Operating point at threshold t: every region scoring >= t is kept.
-    fppi = (len(fp_scores) - np.searchsorted(fp_scores, thresholds, "left")) / len(matches)
+    # Operating point at threshold t: every candidate scoring >= t is kept.
+    fppi = (len(fp_scores) - np.searchsorted(fp_scores, thresholds, "left")) / n_images
     if len(hit_scores) == 0:
         return fppi, np.full(len(thresholds), np.nan), thresholds
     sens = (len(found) - np.searchsorted(found, thresholds, "left")) / len(hit_scores)
     return fppi, sens, thresholds
+
+
+def sensitivity_at_rates(
+    fppi: np.ndarray, sensitivity: np.ndarray, fp_rates: Sequence[float] = FROC_FP_RATES
+) -> dict[float, float]:
+    """Best sensitivity among operating points with at most ``rate`` false positives per image.
+
+    A step function of the rate (0 where no operating point qualifies; NaN without lesions).
+    MONAI's `compute_froc_score` interpolates linearly instead, so the two differ between
+    operating points; compare with published FROC scores knowing which one they used.
+
+    Example:
+        >>> sensitivity_at_rates(np.array([0.0, 1.0]), np.array([0.5, 1.0]), (0.5, 1))
+        {0.5: 0.5, 1.0: 1.0}
+    """
+    no_lesion = len(sensitivity) > 0 and bool(np.all(np.isnan(sensitivity)))
+    result = {}
+    for rate in fp_rates:
+        ok = fppi <= rate
+        if no_lesion:
+            result[float(rate)] = float("nan")
+        else:
+            result[float(rate)] = float(sensitivity[ok].max()) if ok.any() else 0.0
+    return result
 
 
 def froc(
@@ -206,15 +262,9 @@ def froc(
         {0.25: 0.0, 0.5: 1.0, 1.0: 1.0, 2.0: 1.0, 4.0: 1.0, 8.0: 1.0}
     """
     fppi, sens, _ = froc_curve(per_image_candidates, per_image_truth, threshold)
-    no_lesion = all(len(_truth_items(t)) == 0 for t in per_image_truth)
-    result = {}
-    for rate in fp_rates:
-        ok = fppi <= rate
-        if no_lesion:
-            result[float(rate)] = float("nan")
-        else:
-            result[float(rate)] = float(sens[ok].max()) if ok.any() else 0.0
-    return result
+    if all(len(_truth_items(t)) == 0 for t in per_image_truth):
+        return {float(rate): float("nan") for rate in fp_rates}
+    return sensitivity_at_rates(fppi, sens, fp_rates)
 
 
 def lesion_sensitivity_at_fppi(
@@ -233,7 +283,9 @@ __all__ = [
     "Region",
     "froc",
     "froc_curve",
+    "froc_from_scores",
     "lesion_sensitivity_at_fppi",
     "match_lesions",
     "regions_from_probability",
+    "sensitivity_at_rates",
 ]

@@ -1,6 +1,8 @@
 """Mask R-CNN evaluation: matterport's per-image AP, COCO AP (pycocotools) and FROC.
 
-FROC (`froc`, `FROC_FP_RATES`) lives in `mammoseg.models.mask_rcnn.froc` and is re-exported here.
+FROC (`mask_froc`): each truth lesion counts once, at the best score of the detections whose
+mask IoU with it reaches the threshold, every other detection is a false positive, and the curve
+is `mammoseg.metrics.froc_from_scores`, the one FROC of mammoseg (tied scores enter together).
 
 Two different numbers are called "mAP" in the literature and this module computes both, named:
 
@@ -33,7 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 
 # FROC keeps its old address, mammoseg.models.mask_rcnn.evaluate.
-from mammoseg.models.mask_rcnn.froc import FROC_FP_RATES, froc  # noqa: F401
+from mammoseg.metrics.detection import FROC_FP_RATES, froc_from_scores, sensitivity_at_rates
 from mammoseg.models.mask_rcnn.utils import compute_overlaps_masks, extract_bboxes
 
 # Rounded: matterport's np.arange(0.5, 1.0, 0.05) holds 0.6000000000000001, so an IoU of exactly
@@ -370,3 +372,66 @@ def coco_evaluate(
         evaluator.accumulate()
         evaluator.summarize()
     return {name: float(v) for name, v in zip(names, evaluator.stats)}
+
+
+def mask_froc(
+    gts: Sequence[dict],
+    preds: Sequence[dict],
+    iou_threshold: float = 0.5,
+    fp_rates: Sequence[float] = FROC_FP_RATES,
+) -> dict:
+    """Free-response ROC of Mask R-CNN detections: lesion sensitivity against mean false
+    positives per image.
+
+    A detection hits a truth lesion when their mask IoU is at least ``iou_threshold`` (classes
+    are not compared). A lesion counts once, at the best score of the detections hitting it; a
+    second detection on a found lesion is no false positive (the rule of
+    `mammoseg.metrics.match_lesions`); a detection hitting no lesion is one. The curve is
+    `mammoseg.metrics.froc_from_scores`: one operating point per distinct score, independent of
+    the order of the detections.
+
+    Args:
+        gts: per image ``{"masks": (H, W, N) bool}``.
+        preds: per image ``{"masks": (H, W, M) bool, "scores": (M,)}``.
+        iou_threshold: mask IoU for a hit.
+        fp_rates: false positives per image at which to read the sensitivity.
+
+    Returns:
+        ``{"fp_per_image", "sensitivity", "thresholds", "at_rates" ({rate: sensitivity}),
+        "mean_sensitivity"}``; the last averages the sensitivity at ``fp_rates`` (0.25 … 8).
+
+    Raises:
+        ValueError: ``gts`` and ``preds`` differ in length or are empty.
+
+    Example:
+        >>> gt = {"masks": np.ones((4, 4, 1), bool)}
+        >>> pred = {"masks": np.ones((4, 4, 1), bool), "scores": np.array([0.9])}
+        >>> mask_froc([gt], [pred])["mean_sensitivity"]
+        1.0
+    """
+    if len(gts) != len(preds) or not len(gts):
+        raise ValueError(
+            f"need one prediction per image: {len(gts)} truths, {len(preds)} predictions"
+        )
+    hit_scores, fp_scores = [], []
+    for g, p in zip(gts, preds):
+        masks = np.asarray(g["masks"], dtype=bool)
+        scores = np.asarray(p["scores"], dtype=np.float64)
+        best = np.full(masks.shape[-1], np.nan)
+        if len(scores):
+            overlaps = compute_overlaps_masks(np.asarray(p["masks"], dtype=bool), masks)
+            hits = overlaps >= iou_threshold  # (detections, lesions)
+            for k in range(masks.shape[-1]):
+                if hits[:, k].any():
+                    best[k] = scores[hits[:, k]].max()
+            fp_scores.extend(scores[~hits.any(axis=1)] if masks.shape[-1] else scores)
+        hit_scores.extend(best)
+    fppi, sensitivity, thresholds = froc_from_scores(hit_scores, fp_scores, len(gts))
+    at_rates = sensitivity_at_rates(fppi, sensitivity, fp_rates)
+    return {
+        "fp_per_image": np.concatenate([[0.0], fppi]),
+        "sensitivity": np.concatenate([[0.0], sensitivity]),
+        "thresholds": np.concatenate([[np.inf], thresholds]),
+        "at_rates": at_rates,
+        "mean_sensitivity": float(np.mean(list(at_rates.values()))),
+    }

@@ -110,11 +110,41 @@ def test_froc_hand_values():
     miss = _rect((10, 12), (0, 2), (10, 12))
     gts = [_gt(TRUTH), _gt(TRUTH)]
     preds = [_pred(np.concatenate([TRUTH, miss], -1), [0.9, 0.8]), _pred(miss, [0.7])]
-    result = evaluate.froc(gts, preds)
+    result = evaluate.mask_froc(gts, preds)
     # sorted scores 0.9 (hit), 0.8 (fp), 0.7 (fp): sensitivity 0, .5, .5, .5
     np.testing.assert_allclose(result["sensitivity"], [0, 0.5, 0.5, 0.5])
     np.testing.assert_allclose(result["fp_per_image"], [0, 0, 0.5, 1.0])
     assert result["at_rates"][0.25] == 0.5 and result["mean_sensitivity"] == 0.5
+
+
+def test_froc_tied_scores_enter_together_in_any_order():
+    # One hit and one false positive with the same score 0.8 on image 1, a false positive at
+    # 0.6 on image 2. Stepping through the tie one detection at a time (the old Mask R-CNN
+    # FROC) reported (0 FP, sensitivity 1.0) or (0.5 FP, 0.0) depending on the order: points no
+    # threshold reaches. At t = 0.8 both are kept: 0.5 FP per image, sensitivity 1.0.
+    miss = _rect((10, 12), (0, 2), (10, 12))
+    gts = [_gt(TRUTH), _gt(np.zeros(TRUTH.shape[:2] + (0,), bool))]
+    for order in ([0, 1], [1, 0]):
+        masks = np.concatenate([TRUTH, miss], -1)[..., order]
+        preds = [_pred(masks, np.array([0.8, 0.8])[order]), _pred(miss, [0.6])]
+        result = evaluate.mask_froc(gts, preds)
+        np.testing.assert_allclose(result["fp_per_image"], [0, 0.5, 1.0])
+        np.testing.assert_allclose(result["sensitivity"], [0, 1.0, 1.0])
+        np.testing.assert_allclose(result["thresholds"], [np.inf, 0.8, 0.6])
+        assert result["at_rates"][0.25] == 0.0 and result["at_rates"][0.5] == 1.0
+
+
+def test_froc_second_hit_on_a_found_lesion_is_no_false_positive():
+    gts = [_gt(TRUTH)]
+    preds = [_pred(np.concatenate([TRUTH, TRUTH], -1), [0.9, 0.4])]
+    result = evaluate.mask_froc(gts, preds)
+    np.testing.assert_allclose(result["fp_per_image"], [0, 0])
+    assert result["mean_sensitivity"] == 1.0
+
+
+def test_froc_needs_one_prediction_per_image():
+    with pytest.raises(ValueError, match="need one prediction per image: 1 truths, 0 predictions"):
+        evaluate.mask_froc([_gt(TRUTH)], [])
 
 
 def test_precision_recall_curve_pooled():
