@@ -244,6 +244,19 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mammoseg-mutation-") as tmp:
         workdir = Path(tmp) / "repo"
         shutil.copytree(REPO, workdir, ignore=shutil.ignore_patterns(".git", ".venv*", "runs"))
+        # A mutant only counts as killed if the tests passed without it.
+        for tests in sorted({tuple(TARGETS[module]) for module in modules}):
+            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(workdir))
+            baseline = subprocess.run(
+                [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                cwd=workdir,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            if baseline.returncode != 0:
+                print(f"the unmutated tests fail: {' '.join(tests)}\n{baseline.stdout[-2000:]}")
+                return 2
         for index, (module, mutant) in enumerate(plan, 1):
             start = time.perf_counter()
             outcome = run_mutant(mutant, TARGETS[module], workdir, args.timeout)
