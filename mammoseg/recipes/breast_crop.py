@@ -81,7 +81,12 @@ def _otsu(values: np.ndarray) -> float:
     recipe was tuned on; tests/recipes/test_breast_crop.py checks them.
     """
     hist, edges = np.histogram(values, bins=256, range=(0.0, 1.0))
-    return float(threshold_otsu(hist=(hist, (edges[:-1] + edges[1:]) / 2)))
+    centers = (edges[:-1] + edges[1:]) / 2
+    if np.count_nonzero(hist) < 2:
+        # threshold_otsu raises on a one-valued histogram; the lowest bin keeps every
+        # nonzero pixel as foreground, as the hand-written version did.
+        return float(centers[0])
+    return float(threshold_otsu(hist=(hist, centers)))
 
 
 def find_breast(
