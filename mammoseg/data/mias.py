@@ -20,6 +20,7 @@ OR-ed into one mask, and a lesion without coordinates stays in `Record.lesions` 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -41,12 +42,20 @@ CLASS_TO_KIND = {
 SEVERITY = {"B": "benign", "M": "malignant"}
 TISSUES = ("F", "G", "D")
 _REFNUM = re.compile(r"^mdb(\d{3})$")
+# The largest radius in the full database is 197 px (facts.md §4) in a 1024-pixel image; a radius
+# beyond the image itself is a typing error, not a lesion.
+MAX_RADIUS = 1024.0
 
 
 def patient_of(image_id: str) -> str:
     """MIAS patient of an image: mdb001 and mdb002 → "mias_p001", mdb003/mdb004 → "mias_p002"."""
     number = int(_REFNUM.match(image_id).group(1))
     return f"mias_p{(number + 1) // 2:03d}"
+
+
+def _looks_like_data(fields: list[str]) -> bool:
+    """A line whose tissue and class columns are MIAS codes is a data line, whatever its refnum."""
+    return len(fields) >= 3 and fields[1] in TISSUES and fields[2] in (*CLASS_TO_KIND, "NORM")
 
 
 def _parse_line(fields: list[str], where: Path, lineno: int, text: str):
@@ -83,8 +92,17 @@ def _parse_line(fields: list[str], where: Path, lineno: int, text: str):
         x, y, radius = (float(v) for v in fields[4:7])
     except ValueError as err:
         raise fail("x, y and radius must be numbers") from err
+    for name, value, raw in (
+        ("x", x, fields[4]),
+        ("y", y, fields[5]),
+        ("radius", radius, fields[6]),
+    ):
+        if not math.isfinite(value):
+            raise fail(f"{name} must be a finite number, found {raw}")
     if radius <= 0:
         raise fail(f"radius must be positive, found {fields[6]}")
+    if radius > MAX_RADIUS:
+        raise fail(f"radius {fields[6]} is implausible (the largest MIAS radius is 197)")
     attributes = {"mias_class": klass, "mias_xy": (x, y)}
     # row needs the image height; filled in by read_mias once the PGM header is read.
     return (
@@ -109,15 +127,18 @@ def parse_info(
     """
     info_path = Path(info_path)
     try:
-        text = info_path.read_text(encoding="latin-1")
+        raw = info_path.read_bytes()
     except OSError as err:
         raise MammosegDataError(f"cannot read: {err.strerror}", path=info_path) from err
+    # An editor may add a UTF-8 byte-order mark; read as latin-1 it would hide the first refnum.
+    text = raw.removeprefix(b"\xef\xbb\xbf").decode("latin-1")
     entries: OrderedDict[str, tuple[str, list[tuple[Lesion, int]], int]] = OrderedDict()
     normal: set[str] = set()
     for lineno, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
-        # The header is free text; data lines are the ones that start with a reference number.
-        if not fields or not fields[0].lower().startswith("mdb"):
+        # The header is free text; data lines start with a reference number, or look like one
+        # whose reference is mistyped (`mbd001 G CIRC ...`): those are errors, not header.
+        if not fields or not (fields[0].lower().startswith("mdb") or _looks_like_data(fields)):
             continue
         if len(fields) < 3:
             raise MammosegDataError(

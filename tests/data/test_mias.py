@@ -231,6 +231,12 @@ def test_five_field_line(tmp_path):
         ("mdb003 D CIRC B 10 20 5 6", "expected 3, 4, 6 or 7 fields, found 8"),
         ("mdb003 D", "expected 3, 4, 6 or 7 fields, found 2"),
         ("mdb03 D NORM", "reference number 'mdb03' is not of the form mdbNNN"),
+        ("mbd003 D NORM", "reference number 'mbd003' is not of the form mdbNNN"),
+        ("mbd003 D CIRC B 10 20 5", "reference number 'mbd003' is not of the form mdbNNN"),
+        ("mdb003 D CIRC B nan 20 5", "x must be a finite number, found nan"),
+        ("mdb003 D CIRC B 10 inf 5", "y must be a finite number, found inf"),
+        ("mdb003 D CIRC B 10 20 NaN", "radius must be a finite number, found NaN"),
+        ("mdb003 D CIRC B 10 20 5000", "radius 5000 is implausible"),
     ],
 )
 def test_malformed_line(tmp_path, bad, fragment):
@@ -389,3 +395,16 @@ def test_truncated_pgm_pixels(tmp_path):
 def test_invalid_missing_argument(mias_root):
     with pytest.raises(ValueError, match="`missing` must be 'raise' or 'skip', received 'ignore'"):
         read_mias(mias_root, missing="ignore")
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+@pytest.mark.parametrize("newline", [b"\r\n", b"\n", b"\r"])
+def test_byte_order_mark_and_line_endings(tmp_path, bom, newline):
+    # A BOM before a first data line (no header) must not hide mdb001 as header text.
+    text = newline.join(line.encode("latin-1") for line in LINES) + newline
+    (tmp_path / "Info.txt").write_bytes(bom + text)
+    write_images(tmp_path, SHAPES)
+    records = read_mias(tmp_path)
+    assert [r.image_id for r in records][:2] == ["mdb001", "mdb002"]
+    assert len(records) == 10
+    assert records[0].lesions[0].center == (44.0, 10.0)
