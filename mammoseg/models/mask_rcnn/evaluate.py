@@ -1,8 +1,9 @@
 """Mask R-CNN evaluation: matterport's per-image AP, COCO AP (pycocotools) and FROC.
 
 FROC (`mask_froc`): each truth lesion counts once, at the best score of the detections whose
-mask IoU with it reaches the threshold, every other detection is a false positive, and the curve
-is `mammoseg.metrics.froc_from_scores`, the one FROC of mammoseg (tied scores enter together).
+mask IoU with it reaches the threshold; a detection hitting no lesion is a false positive (a
+second hit on a found lesion is none). The curve is `mammoseg.metrics.froc_from_scores`, the
+one FROC of mammoseg (tied scores enter together).
 
 Two different numbers are called "mAP" in the literature and this module computes both, named:
 
