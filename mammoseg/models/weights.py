@@ -168,6 +168,22 @@ def _pair_weights(
     return [(v, name, value) for v, (name, value) in zip(variables, file_weights)]
 
 
+def _value_problem(
+    layer_name: str, weight_name: str, variable: keras.Variable, value: np.ndarray
+) -> str | None:
+    """Why a file value cannot go into ``variable`` (its dtype or its numbers), or None."""
+    if not (np.issubdtype(value.dtype, np.number) or value.dtype == np.bool_):
+        return (
+            f"layer {layer_name!r}, weight {weight_name!r}: file dtype {value.dtype} is not "
+            f"numeric (model dtype {keras.backend.standardize_dtype(variable.dtype)})"
+        )
+    if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+        return (
+            f"layer {layer_name!r}, weight {weight_name!r}: the file holds NaN or infinite values"
+        )
+    return None
+
+
 def load_weights_by_name(
     model: keras.Model,
     path: str | os.PathLike,
@@ -255,19 +271,27 @@ def load_weights_by_name(
                         f"{tuple(variable.shape)}, file shape {tuple(value.shape)}"
                     )
                     break
+                problem = _value_problem(layer_name, weight_name, variable, value)
+                if problem is not None:
+                    break
         if problem is not None:
             if not skip_mismatch:
                 raise MammosegDataError(problem + " (pass skip_mismatch=True to skip it)", path)
             report.skipped.append(layer_name)
             report.reasons[layer_name] = problem
             continue
-        assignments.extend((variable, value) for variable, _, value in pairs)
+        # Converted here, before anything is assigned, so a failing cast cannot leave the model
+        # half loaded.
+        assignments.extend(
+            (variable, value.astype(keras.backend.standardize_dtype(variable.dtype)))
+            for variable, _, value in pairs
+        )
         report.loaded.append(layer_name)
         filled.update(id(leaf) for leaf in _leaf_layers_with_weights(layer))
         filled.add(id(layer))
 
     for variable, value in assignments:
-        variable.assign(value.astype(keras.backend.standardize_dtype(variable.dtype)))
+        variable.assign(value)
     skipped = set(report.skipped)
     report.missing = [
         leaf.name

@@ -209,3 +209,27 @@ def test_invalid_arguments(tmp_path):
         load_weights_by_name("model", tmp_path / "w.h5")
     with pytest.raises(ValueError, match="`exclude` holds an invalid regular expression"):
         load_weights_by_name(tiny_model(), tmp_path / "w.h5", exclude=["("])
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (np.zeros((2, 5), "float32"), r"'predictions'.*model shape \(2, 3\).*\(2, 5\)"),
+        (np.full((2, 3), np.nan, "float32"), r"'predictions'.*NaN or infinite"),
+        (np.full((2, 3), np.inf, "float64"), r"'predictions'.*NaN or infinite"),
+        (np.full((2, 3), b"ab", "S2"), r"'predictions'.*file dtype \|S2 is not numeric"),
+    ],
+)
+def test_bad_second_layer_leaves_first_layer_unchanged(tmp_path, value, message):
+    # block1_conv1 comes first in the file and is valid; the error is found in a later layer.
+    layers = tiny_file_layers(np.random.default_rng(5))
+    layers["predictions"][0] = ("predictions/kernel:0", value)
+    path = tmp_path / "w.h5"
+    write_keras2_file(path, layers)
+    model = tiny_model()
+    before = [w.numpy().copy() for w in model.weights]
+    with pytest.raises(MammosegDataError, match=message) as info:
+        load_weights_by_name(model, path)
+    assert "w.h5" in str(info.value)
+    for weight, old in zip(model.weights, before):
+        np.testing.assert_array_equal(weight.numpy(), old)
