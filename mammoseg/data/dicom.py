@@ -29,6 +29,7 @@ import numpy as np
 import pydicom
 import pydicom.uid as uids
 from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_windowing
 
 from mammoseg.data.errors import MammosegDataError
 
@@ -166,19 +167,25 @@ def _window(values: np.ndarray, ds: pydicom.Dataset, path: Path) -> tuple[np.nda
     if center is None or width is None or width <= 0:
         raise MammosegDataError("no usable Window Center / Window Width in the header", path=path)
     function = str(ds.get("VOILUTFunction", "LINEAR")).upper() or "LINEAR"
-    if function == "SIGMOID":
-        out = 1.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
-    elif function == "LINEAR_EXACT":
-        out = (values - center) / width + 0.5
-    else:
-        if width < 1:
-            raise MammosegDataError(f"LINEAR window width must be >= 1, found {width}", path=path)
-        out = (values - (center - 0.5)) / max(width - 1.0, 1.0) + 0.5
+    if function not in ("SIGMOID", "LINEAR_EXACT") and width < 1:
+        raise MammosegDataError(f"LINEAR window width must be >= 1, found {width}", path=path)
+    # pydicom scales its output to the range of Bits Stored; a window-only dataset with one
+    # unsigned stored bit makes that range [0, 1] whatever the file's bit depth and rescale.
+    window = pydicom.Dataset()
+    window.BitsStored, window.PixelRepresentation = 1, 0
+    window.PhotometricInterpretation = "MONOCHROME2"
+    window.WindowCenter, window.WindowWidth = center, width
+    window.VOILUTFunction = function if function in ("SIGMOID", "LINEAR_EXACT") else "LINEAR"
+    values = np.asarray(values)
+    out = apply_windowing(values.astype(np.float64), window)
+    out = out.astype(np.result_type(values.dtype, np.float32))
     return np.clip(out, 0.0, 1.0), f"window {function} center={center:g} width={width:g}"
 
 
 def _voi_lut(values: np.ndarray, ds: pydicom.Dataset, path: Path) -> tuple[np.ndarray, str]:
     """Apply the first item of the VOI LUT Sequence, output in [0, 1]."""
+    # Kept by hand, not pydicom.pixels.apply_voi_lut: pydicom 3.0.2 maps input 256 of an
+    # 8-bit table to 0 instead of clamping it to the last entry.
     item = ds.VOILUTSequence[0]
     entries, first, bits = (int(v) for v in item.LUTDescriptor)
     entries = entries or 65536  # PS3.3 C.11.1.1: 0 means 2**16 entries

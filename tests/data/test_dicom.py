@@ -11,6 +11,7 @@ import pytest
 
 from mammoseg.data import MammosegDataError
 from mammoseg.data.dicom import (
+    _window,
     normalise,
     read_dicom,
     read_dicom_header,
@@ -217,3 +218,22 @@ def test_stored_values_and_normalise_agree_with_read_dicom():
     assert meta["value_range"] == (0.0, 1023.0) and meta["inverted"]  # MONOCHROME1
     assert stored[880, 880] == 306
     np.testing.assert_array_equal(normalise(stored, meta), read_dicom(path)[0])
+
+
+@pytest.mark.parametrize("function", ["LINEAR", "LINEAR_EXACT", "SIGMOID"])
+@pytest.mark.parametrize("center,width", [(2048, 4096), (1000, 300), (500.5, 2), (100, 1)])
+def test_window_equals_the_hand_written_formulas(function, center, width):
+    # The hand-written PS3.3 C.11.2.1.2 formulas _window had before it called
+    # pydicom.pixels.apply_windowing (max |diff| 1.1e-16 on 0..4095).
+    values = np.arange(4096, dtype=np.float64)
+    if function == "SIGMOID":
+        expected = 1.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
+    elif function == "LINEAR_EXACT":
+        expected = (values - center) / width + 0.5
+    else:
+        expected = (values - (center - 0.5)) / max(width - 1.0, 1.0) + 0.5
+    ds = pydicom.Dataset()
+    ds.WindowCenter, ds.WindowWidth, ds.VOILUTFunction = center, width, function
+    with np.errstate(over="ignore"):
+        out, _ = _window(values, ds, Path("x.dcm"))
+    np.testing.assert_allclose(out, np.clip(expected, 0, 1), atol=1e-12)
