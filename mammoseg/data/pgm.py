@@ -91,6 +91,16 @@ def read_pgm(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         )
     pixels = np.frombuffer(data, dtype=dtype, count=width * height, offset=offset)
     pixels = pixels.reshape(height, width)
+    largest = int(pixels.max()) if pixels.size else 0
+    if largest > maxval:
+        # Netpbm stores 16-bit samples big-endian; little-endian samples typically read as
+        # values far above a 12-bit maxval, so say which byte order would fit.
+        hint = ""
+        if dtype.itemsize == 2 and int(pixels.byteswap().max()) <= maxval:
+            hint = " (the samples fit maxval if read little-endian: 16-bit PGM is big-endian)"
+        raise MammosegDataError(
+            f"sample value {largest} exceeds the header's maxval {maxval}{hint}", path=path
+        )
     return (pixels.astype(np.uint16) if dtype.itemsize == 2 else pixels.copy()), maxval
 
 

@@ -204,3 +204,25 @@ def test_write_rejects_maxval_that_does_not_fit_the_pixels(tmp_path, pixels, max
     # Otherwise write_pgm writes a file that read_pgm rejects or misreads.
     with pytest.raises(ValueError, match="`maxval`"):
         write_pgm(tmp_path / "m.pgm", pixels, maxval=maxval)
+
+
+@pytest.mark.parametrize(
+    "header, body, message",
+    [
+        (b"P5\n2 1\n100\n", bytes([50, 200]), "sample value 200 exceeds the header's maxval 100"),
+        # 4095 and 1 written little-endian read big-endian as 65295 and 256.
+        (
+            b"P5\n2 1\n4095\n",
+            np.array([4095, 1], "<u2").tobytes(),
+            "sample value 65295 exceeds the header's maxval 4095 (the samples fit maxval if "
+            "read little-endian",
+        ),
+        (b"P5\n1 1\n1000\n", np.array([1001], ">u2").tobytes(), "sample value 1001 exceeds"),
+    ],
+)
+def test_samples_above_maxval(tmp_path, header, body, message):
+    path = tmp_path / "bad.pgm"
+    path.write_bytes(header + body)
+    with pytest.raises(MammosegDataError) as info:
+        read_pgm(path)
+    assert message in str(info.value) and "bad.pgm" in str(info.value)
