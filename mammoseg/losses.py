@@ -107,7 +107,10 @@ def binary_focal_loss(
     y_true, y_pred, axes = _prepare(y_true, y_pred)
     log_p, log_not_p = _log_probabilities(y_pred, from_logits)
     log_p_t = y_true * log_p + (1.0 - y_true) * log_not_p
-    pixel = -ops.power(1.0 - ops.exp(log_p_t), gamma) * log_p_t
+    # (1 - p_t)^γ has an infinite derivative at p_t = 1 when γ < 1: floor the base so a
+    # confidently right pixel gives a finite (zero) gradient instead of 0 · inf = NaN.
+    not_p_t = ops.maximum(-ops.expm1(log_p_t), 1e-12)
+    pixel = -ops.power(not_p_t, gamma) * log_p_t
     if alpha is not None:
         pixel = (alpha * y_true + (1.0 - alpha) * (1.0 - y_true)) * pixel
     return ops.mean(pixel, axis=axes)

@@ -172,3 +172,23 @@ def test_invalid_arguments_raise_value_error(make, message):
 def test_combined_loss_rejects_non_loss():
     with pytest.raises(TypeError, match="`losses` must hold keras.losses.Loss instances"):
         L.CombinedLoss(["dice"])
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5])
+def test_focal_gradients_finite_on_confident_logits(gamma):
+    # Logits ±30 on the right side give p_t = 1 in float32: (1 - p_t)^γ with γ < 1 had an
+    # infinite derivative there and the gradient was NaN.
+    y_true = tf.constant([[[[1.0], [0.0]]]])
+    logits = tf.Variable([[[[30.0], [-30.0]]]])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(L.binary_focal_loss(y_true, logits, gamma=gamma, from_logits=True))
+    assert np.all(np.isfinite(tape.gradient(loss, logits).numpy()))
+
+
+def test_focal_gamma_zero_is_bce():
+    y_true = np.array([[[[1.0], [0.0], [1.0]]]], "float32")
+    logits = np.array([[[[2.0], [-1.0], [-0.5]]]], "float32")
+    focal = L.binary_focal_loss(y_true, logits, gamma=0.0, alpha=None, from_logits=True)
+    p = 1 / (1 + np.exp(-logits))
+    bce = -(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)).mean()
+    np.testing.assert_allclose(np.asarray(focal).ravel()[0], bce, rtol=1e-5)
