@@ -357,7 +357,7 @@ def coco_evaluate(
         "AR_large",
     ]
     if not results:
-        return dict.fromkeys(names, 0.0)
+        return dict.fromkeys(names, -1.0)  # as COCOeval: nothing detected, nothing measured
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = {

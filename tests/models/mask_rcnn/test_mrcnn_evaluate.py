@@ -153,3 +153,11 @@ def test_precision_recall_curve_pooled():
     precision, recall = evaluate.precision_recall_curve(gts, preds, 0.7)
     np.testing.assert_allclose(precision, [0.0, 0.5])
     np.testing.assert_allclose(recall, [0.0, 0.5])
+
+
+def test_coco_no_detections_is_undefined():
+    # pycocotools' stats are -1 when there is nothing to measure; the old code returned 0.0.
+    gts = [_gt(TRUTH)]
+    preds = [_pred(np.zeros(TRUTH.shape[:2] + (0,), bool), [])]
+    stats = evaluate.coco_evaluate(gts, preds)
+    assert set(stats.values()) == {-1.0}
