@@ -11,6 +11,7 @@ import pytest
 
 from mammoseg.data import MammosegDataError
 from mammoseg.data.dicom import (
+    _voi_lut,
     _window,
     normalise,
     read_dicom,
@@ -237,3 +238,20 @@ def test_window_equals_the_hand_written_formulas(function, center, width):
     with np.errstate(over="ignore"):
         out, _ = _window(values, ds, Path("x.dcm"))
     np.testing.assert_allclose(out, np.clip(expected, 0, 1), atol=1e-12)
+
+
+def test_voi_lut_clamps_where_pydicom_maps_past_the_table_to_zero():
+    # Why the VOI LUT is ours: pydicom 3.0.2's apply_voi_lut sends input 256 of an 8-bit,
+    # 256-entry identity table to 0; PS3.3 C.11.2.1.1 clamps it to the last entry (255).
+    from pydicom.pixels import apply_voi_lut
+
+    ds = pydicom.Dataset()
+    ds.BitsStored, ds.BitsAllocated, ds.PixelRepresentation = 8, 8, 0
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    item = pydicom.Dataset()
+    item.LUTDescriptor, item.LUTData = [256, 0, 8], list(range(256))
+    ds.VOILUTSequence = [item]
+    values = np.array([0, 100, 255, 256])
+    assert apply_voi_lut(values.copy(), ds).tolist() == [0, 100, 255, 0]
+    out, _ = _voi_lut(values.astype(np.float64), ds, Path("x.dcm"))
+    np.testing.assert_allclose(out * 255, [0, 100, 255, 255])
