@@ -9,10 +9,10 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable
 
+from mammoseg.checks import closest_match
 from mammoseg.data.errors import MammosegDataError
 from mammoseg.data.records import (
     LESION_KINDS,
@@ -76,8 +76,7 @@ def load_records(name: str, root: str | os.PathLike | None = None, **options) ->
         110
     """
     if name not in _LOADERS:
-        close = difflib.get_close_matches(str(name), list(_LOADERS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = closest_match(name, list(_LOADERS))
         raise ValueError(f"unknown dataset {name!r}; valid names: {sorted(_LOADERS)}{hint}")
     return _LOADERS[name](root, **options)
 

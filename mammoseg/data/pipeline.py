@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from mammoseg.checks import check_positive_int
 from mammoseg.data.augment import RotationAugment
 from mammoseg.data.errors import MammosegDataError
 from mammoseg.data.records import Record, Size, load_image, load_mask, parse_size
@@ -94,8 +95,7 @@ def make_dataset(
         >>> images.shape
         TensorShape([8, 256, 256, 1])
     """
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer, received {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     if augment is not None and not isinstance(augment, RotationAugment):
         raise TypeError(f"`augment` must be a RotationAugment or None, received {augment!r}")
     if arrays is not None:

@@ -14,12 +14,13 @@ fail when an optional builder (Mask R-CNN) is absent.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable
 from typing import Any
 
 import keras
+
+from mammoseg.checks import closest_match
 
 # name -> builder, or "module:function" resolved on first use.
 _REGISTRY: dict[str, Callable[..., keras.Model] | str] = {
@@ -90,8 +91,7 @@ def get_builder(name: str) -> Callable[..., keras.Model]:
         'build_unet'
     """
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = closest_match(name, list(_REGISTRY))
         raise ValueError(f"unknown model {name!r}{hint} Valid names: {list_models()}")
     entry = _REGISTRY[name]
     if isinstance(entry, str):

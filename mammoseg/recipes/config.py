@@ -11,6 +11,8 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from mammoseg.checks import check_positive_int
+
 RECIPE_FILE = "recipe.json"
 LOSSES = ("dice_bce", "focal_tversky")
 
@@ -102,9 +104,7 @@ class RecipeConfig:
             "epochs",
             "patience",
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"`{name}` must be a positive integer, received {value!r}")
+            check_positive_int(name, getattr(self, name))
         if self.patch_size % 2**self.depth:
             raise ValueError(
                 f"`patch_size` must be a multiple of 2**depth = {2**self.depth}, "

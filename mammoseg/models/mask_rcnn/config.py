@@ -14,10 +14,11 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 import numpy as np
+
+from mammoseg.checks import check_positive_int, closest_match
 
 BACKBONES = ("resnet50", "resnet101", "resnet_tiny")
 RESIZE_MODES = ("none", "square", "pad64", "crop")
@@ -155,8 +156,7 @@ class Config:
         fields = self.field_names()
         for key, value in overrides.items():
             if key not in fields:
-                close = difflib.get_close_matches(key, fields, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = closest_match(key, fields)
                 raise ValueError(f"unknown Config field {key!r}{hint}")
             setattr(self, key, value)
         self.MEAN_PIXEL = np.asarray(self.MEAN_PIXEL, dtype=np.float64)
@@ -183,11 +183,6 @@ class Config:
     def validate(self) -> None:
         """Check every field; raise ValueError naming the field and echoing the value."""
 
-        def positive_int(name: str) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, received {value!r}")
-
         for name in (
             "GPU_COUNT",
             "IMAGES_PER_GPU",
@@ -209,10 +204,9 @@ class Config:
             "MAX_GT_INSTANCES",
             "DETECTION_MAX_INSTANCES",
         ):
-            positive_int(name)
+            check_positive_int(name, getattr(self, name))
         if self.BACKBONE not in BACKBONES:
-            close = difflib.get_close_matches(str(self.BACKBONE), BACKBONES, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = closest_match(self.BACKBONE, BACKBONES)
             raise ValueError(
                 f"`BACKBONE` must be one of {BACKBONES}, received {self.BACKBONE!r}{hint}"
             )
