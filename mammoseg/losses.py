@@ -294,7 +294,8 @@ class DiceLoss(_ImageLoss):
     """Soft Dice loss per image; see `dice_loss`.
 
     Args:
-        smooth: added to numerator and denominator (> 0 makes empty masks score 0 loss).
+        smooth: added to numerator and denominator; must be > 0, so an empty truth with an
+            exact-zero prediction scores 0 loss, not 0/0.
         from_logits: ``y_pred`` holds logits.
         over_batch: sum over the whole batch ("batch Dice", nnU-Net) instead of per image;
             with many lesion-free images per-image Dice rewards predicting nothing.
@@ -315,7 +316,7 @@ class DiceLoss(_ImageLoss):
         reduction: str = "sum_over_batch_size",
     ) -> None:
         super().__init__(name, reduction)
-        self.smooth = _check_positive("smooth", smooth, allow_zero=True)
+        self.smooth = _check_positive("smooth", smooth, allow_zero=False)
         self.from_logits = bool(from_logits)
         self.over_batch = bool(over_batch)
 
@@ -353,7 +354,7 @@ class TverskyLoss(_ImageLoss):
         self.beta = _check_positive("beta", beta, allow_zero=True)
         if self.alpha == self.beta == 0:
             raise ValueError("`alpha` and `beta` cannot both be 0 (the loss would be constant)")
-        self.smooth = _check_positive("smooth", smooth, allow_zero=True)
+        self.smooth = _check_positive("smooth", smooth, allow_zero=False)
         self.from_logits = bool(from_logits)
         self.over_batch = bool(over_batch)
 

@@ -84,8 +84,10 @@ def test_binary_focal_hand_computed():
 
 def test_combined_loss_is_weighted_sum_per_image():
     y, p = batch(TRUTH, PRED), batch(PRED, PRED)
-    combined = L.CombinedLoss([L.DiceLoss(smooth=0.0), keras.losses.BinaryCrossentropy()], [2, 0.5])
-    dice = value(L.dice_loss(y, p, 0.0))
+    combined = L.CombinedLoss(
+        [L.DiceLoss(smooth=0.001), keras.losses.BinaryCrossentropy()], [2, 0.5]
+    )
+    dice = value(L.dice_loss(y, p, 1e-3))
     bce = value(L.weighted_binary_crossentropy(y, p))
     np.testing.assert_allclose(value(combined.call(y, p)), 2 * dice + 0.5 * bce, atol=1e-6)
     np.testing.assert_allclose(float(combined(y, p)), np.mean(2 * dice + 0.5 * bce), rtol=1e-5)
@@ -156,7 +158,7 @@ def test_model_with_combined_loss_saves_and_reloads(tmp_path):
         (lambda: L.WeightedBinaryCrossentropy(10, -1), "`negative_weight` must be a number > 0"),
         (lambda: L.BinaryFocalLoss(gamma=-1), "`gamma` must be a number >= 0, received -1"),
         (lambda: L.BinaryFocalLoss(alpha=2), "`alpha` must be None or a number in \\[0, 1\\]"),
-        (lambda: L.DiceLoss(smooth=-1), "`smooth` must be a number >= 0, received -1"),
+        (lambda: L.DiceLoss(smooth=-1), "`smooth` must be a number > 0, received -1"),
         (lambda: L.TverskyLoss(0, 0), "`alpha` and `beta` cannot both be 0"),
         (lambda: L.TverskyLoss(-0.1), "`alpha` must be a number >= 0, received -0.1"),
         (lambda: L.FocalTverskyLoss(gamma=0), "`gamma` must be a number > 0, received 0"),
@@ -192,3 +194,10 @@ def test_focal_gamma_zero_is_bce():
     p = 1 / (1 + np.exp(-logits))
     bce = -(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)).mean()
     np.testing.assert_allclose(np.asarray(focal).ravel()[0], bce, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [L.DiceLoss, L.TverskyLoss])
+def test_zero_smooth_is_rejected(cls):
+    # smooth = 0 with an empty truth and an exact-zero prediction is 0/0: the loss was NaN.
+    with pytest.raises(ValueError, match="`smooth`"):
+        cls(smooth=0.0)
