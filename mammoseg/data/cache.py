@@ -49,7 +49,7 @@ from mammoseg.data.errors import MammosegDataError
 from mammoseg.data.records import LESION_KINDS, Lesion, Record, draw_circle
 from mammoseg.data.resample import Size, frame, inner_box, parse_size, resample_image, resample_mask
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: fletcher32 checksums on every image chunk
 
 
 def _drawable(record: Record) -> list[Lesion]:
@@ -279,10 +279,14 @@ def _allocate(handle, name: str, shape: tuple[int, ...], dtype, chunks=None) -> 
         handle.create_dataset(name, shape=shape, dtype=dtype)
         return
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
     if chunks is not None:
         dcpl.set_chunk(chunks)
-    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+        # A checksum per chunk (one image): a damaged chunk fails to read instead of
+        # returning garbage pixels. HDF5 refuses FILL_TIME_NEVER with a filter.
+        dcpl.set_fletcher32()
+    else:
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
     dcpl.set_obj_track_times(False)
     space = h5py.h5s.create_simple(shape)
     h5py.h5d.create(handle.id, name.encode(), h5py.h5t.py_create(np.dtype(dtype)), space, dcpl=dcpl)
@@ -469,6 +473,25 @@ def _open_complete(path: Path):
     return handle, manifest
 
 
+def _read_checked(handle, name: str, records: Sequence[Record], path: Path) -> np.ndarray:
+    """Read a whole per-image dataset; a chunk failing its fletcher32 checksum names its image."""
+    try:
+        return handle[name][...]
+    except OSError as whole:
+        for index, record in enumerate(records):
+            try:
+                handle[name][index]
+            except OSError as err:
+                raise MammosegDataError(
+                    f"damaged cache: {name} of image {index} ({record.image_id}) fails its "
+                    f"checksum ({err}); delete the file and run build_cache again",
+                    path=path,
+                ) from err
+        raise MammosegDataError(
+            f"damaged cache: cannot read {name} ({whole})", path=path
+        ) from whole
+
+
 def read_cache(
     path: str | os.PathLike,
     lazy: bool = False,
@@ -494,7 +517,9 @@ def read_cache(
 
     Raises:
         MammosegDataError: no such file, an interrupted build (the message says how to
-            resume), not a cache, a stale cache.
+            resume), not a cache, a stale cache, an image chunk failing its checksum (the
+            image named; not checked with ``lazy=True`` until the chunk is read).
+        ValueError: an unknown lesion kind in ``kinds``.
 
     Example:
         >>> images, masks, records = read_cache("cbis-1024.h5")  # doctest: +SKIP
@@ -502,6 +527,13 @@ def read_cache(
         ((3103, 1024, 1024), dtype('uint8'))
     """
     path = Path(path)
+    if not (isinstance(kinds, str) and kinds == "built") and kinds is not None:
+        kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+        unknown = [kind for kind in kinds if kind not in LESION_KINDS]
+        if unknown:
+            raise ValueError(
+                f"`kinds` must be 'built', None or drawn from {LESION_KINDS}, received {unknown}"
+            )
     handle, manifest = _open_complete(path)
     try:
         records = [_record_from_json(entry) for entry in manifest["records"]]
@@ -528,7 +560,7 @@ def read_cache(
                 lesions.append(lesion)
             records[index] = replace(record, lesions=tuple(lesions))
         if isinstance(kinds, str) and kinds == "built":
-            masks = handle["masks"] if lazy else handle["masks"][...]
+            masks = handle["masks"] if lazy else _read_checked(handle, "masks", records, path)
         else:
             kinds = None if kinds is None else set(kinds)
             masks = np.zeros(handle["masks"].shape, np.uint8)
@@ -536,7 +568,7 @@ def read_cache(
                 for j, lesion in enumerate(_drawable(record)):
                     if kinds is None or lesion.kind in kinds:
                         masks[index] |= handle["instance_masks"][offsets[index] + j]
-        images = handle["images"] if lazy else handle["images"][...]
+        images = handle["images"] if lazy else _read_checked(handle, "images", records, path)
     except BaseException:
         handle.close()
         raise

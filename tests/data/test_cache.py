@@ -242,3 +242,41 @@ def test_real_scale_phantom_end_to_end(tmp_path):
     pipeline = pytest.importorskip("mammoseg.data.pipeline")
     image, mask = next(iter(pipeline.make_dataset(path, None, batch_size=1, progress=False)))
     assert image.shape == (1, 1024, 1024, 1) and float(mask.numpy().sum()) > 0
+
+
+def _corrupt_chunk(path, name, index):
+    """Flip bytes inside the stored chunk of image ``index`` of dataset ``name``."""
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        dataset = handle[name]
+        info = dataset.id.get_chunk_info_by_coord((index,) + (0,) * (dataset.ndim - 1))
+    with open(path, "r+b") as handle:
+        handle.seek(info.byte_offset + 100)
+        handle.write(b"\xff\x00\xff\x00" * 4)
+
+
+@pytest.mark.parametrize("name", ["images", "masks"])
+def test_damaged_chunk_names_the_image(tmp_path, mias_records, name):
+    path = build_cache(mias_records[:3], tmp_path / "m.h5", size=64, workers=1, progress=False)
+    _corrupt_chunk(path, name, 1)
+    with pytest.raises(MammosegDataError) as info:
+        read_cache(path)
+    message = str(info.value)
+    assert f"damaged cache: {name} of image 1 ({mias_records[1].image_id}) fails its checksum" in (
+        message
+    )
+    assert "m.h5" in message
+
+
+@pytest.mark.parametrize(
+    "kinds, message",
+    [
+        (["mass", "tumour"], r"`kinds` must be 'built', None or drawn from .*\['tumour'\]"),
+        ("masses", r"received \['masses'\]"),
+    ],
+)
+def test_read_cache_rejects_unknown_kind(tmp_path, mias_records, kinds, message):
+    path = build_cache(mias_records[:2], tmp_path / "m.h5", size=64, workers=1, progress=False)
+    with pytest.raises(ValueError, match=message):
+        read_cache(path, kinds=kinds)
