@@ -12,6 +12,7 @@ regions when the recipe chose so on validation; the image's own size),
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -22,16 +23,80 @@ def _limit_text(mask_regions: int | None) -> str:
     return f", best {mask_regions} region" + ("s" if mask_regions > 1 else "")
 
 
+# Smallest side and largest side ratio an image may have: below or beyond, the recipe's
+# crop, resize and sliding windows have nothing meaningful to work on.
+MIN_SIDE = 16
+MAX_ASPECT = 20.0
+
+
+def _output_stems(paths: list[Path]) -> list[str]:
+    """Output name stems: the file stem, or the path relative to the inputs' common folder
+    (``a/mdb001.pgm`` → ``a__mdb001``) when two inputs share a stem."""
+    stems = [p.stem for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    resolved = [p.resolve() for p in paths]
+    root = Path(os.path.commonpath([r.parent for r in resolved]))
+    return ["__".join(r.relative_to(root).with_suffix("").parts) for r in resolved]
+
+
+def _check_image(image) -> str | None:
+    height, width = image.shape[:2]
+    if max(height, width) > MAX_ASPECT * min(height, width):
+        return f"degenerate image shape {height}×{width} (sides more than {MAX_ASPECT:g}:1)"
+    if min(height, width) < MIN_SIDE:
+        return f"image too small: {height}×{width}, each side must be at least {MIN_SIDE}"
+    return None
+
+
+def _read_image(path: Path):
+    import warnings
+
+    from PIL import Image
+
+    from mammoseg.data.records import read_pixels
+
+    with warnings.catch_warnings():
+        # Past Pillow's pixel limit it only warns; an image that large is refused as well.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            return read_pixels(path)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            raise ValueError(
+                f"refused as over-large (Pillow's decompression-bomb guard): {err}"
+            ) from err
+
+
 def _predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from mammoseg.data.errors import MammosegDataError
-    from mammoseg.data.records import read_pixels
     from mammoseg.recipes.candidates import extract_candidates
     from mammoseg.recipes.inference import Predictor
     from mammoseg.recipes.overlay import save_mask_png, save_overlay_png
     from mammoseg.training import save_json
 
+    # === check everything before touching the disk ===
+    paths = [Path(name) for name in args.images]
+    stems = _output_stems(paths)
+    clashes = {s: [str(p) for p, t in zip(paths, stems) if t == s] for s in stems}
+    clashes = {s: names for s, names in clashes.items() if len(names) > 1}
+    if clashes:
+        listed = "; ".join(f"{s}: {', '.join(names)}" for s, names in clashes.items())
+        print(f"mammoseg predict: inputs would share an output name ({listed})", file=sys.stderr)
+        return 2
+    out_dir = Path(args.output_dir)
+    targets = [out_dir / "predictions.json"]
+    for stem in stems:
+        targets += [out_dir / f"{stem}_mask.png", out_dir / f"{stem}_overlay.png"]
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not args.overwrite:
+        print(
+            f"mammoseg predict: would overwrite existing files ({', '.join(existing[:5])}"
+            + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
+            + "); pass --overwrite or choose another --output-dir",
+            file=sys.stderr,
+        )
+        return 2
     try:
         predictor = Predictor.load(args.model)
     except (FileNotFoundError, ValueError) as err:
@@ -45,7 +110,6 @@ def _predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = {
         "model": str(args.model),
@@ -53,22 +117,30 @@ def _predict(args: argparse.Namespace) -> int:
         "mask_regions": config.mask_regions,
         "images": {},
     }
+
+    # === each image on its own: a failure is reported and the next one goes on ===
     failures = 0
-    for name in args.images:
-        path = Path(name)
+    for path, stem in zip(paths, stems):
         try:
-            image = read_pixels(path)
-        except (MammosegDataError, OSError, ValueError) as err:
+            image = _read_image(path)
+            if image.ndim == 3:  # a colour PNG: average the channels
+                image = image.mean(axis=-1)
+            problem = _check_image(image)
+            if problem is None and float(np.ptp(image)) < 1.0 / 255.0:
+                # find_breast finds no foreground here and would give back the whole frame
+                value = float(image.flat[0])
+                problem = f"no breast found: the image is uniform (value {value:.3g})"
+            if problem is not None:
+                raise ValueError(problem)
+            prob, work = predictor.predict(image)
+        except Exception as err:  # noqa: BLE001 - any failure of one image is its own
             print(f"mammoseg predict: skipping {path}: {err}", file=sys.stderr)
+            report["images"][str(path)] = {"error": str(err)}
             failures += 1
             continue
-        if image.ndim == 3:  # a colour PNG: average the channels
-            image = image.mean(axis=-1)
-        prob, work = predictor.predict(image)
         mask = predictor.mask(prob, threshold)
         min_area = config.min_candidate_area / config.scale_for(image.shape) ** 2
         candidates = extract_candidates(prob, config.candidate_threshold, int(np.ceil(min_area)))
-        stem = path.stem
         save_mask_png(mask, out_dir / f"{stem}_mask.png")
         save_overlay_png(
             image,
@@ -94,6 +166,7 @@ def _predict(args: argparse.Namespace) -> int:
         }
         best = f"{candidates[0].score:.2f}" if candidates else "none"
         print(f"{path}: {len(candidates)} candidate(s), best score {best}, mask {mask.sum()} px")
+    report["failed"] = failures
     save_json(out_dir / "predictions.json", report)
     return 1 if failures else 0
 
@@ -115,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output-dir", required=True, help="where masks and overlays go")
     predict.add_argument(
         "--threshold", type=float, default=None, help="mask threshold (default: the recipe's)"
+    )
+    predict.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace masks, overlays and predictions.json already in --output-dir",
     )
     predict.set_defaults(func=_predict)
     return parser

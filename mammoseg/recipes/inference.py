@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mammoseg.recipes.candidates import keep_best_regions
-from mammoseg.recipes.config import RecipeConfig, load_recipe
+from mammoseg.recipes.config import RECIPE_FILE, RecipeConfig, load_recipe
 from mammoseg.recipes.preprocess import WorkingImage, preprocess_image
 
 # The four flips of a 2-D image: (flip rows, flip columns).
@@ -142,6 +142,44 @@ def predict_working(model, work: WorkingImage, config: RecipeConfig) -> np.ndarr
     return np.where(work.breast, prob, 0.0).astype(np.float32)
 
 
+def check_model_matches(model, config: RecipeConfig, model_path: str | os.PathLike) -> None:
+    """Refuse a model that is not the one its ``recipe.json`` describes.
+
+    The input must be (patch_size, patch_size, 1) and the output one channel per pixel of the
+    same size; the weights must have the shapes of `build_recipe_model(config)` (another
+    architecture, ``base_filters`` or ``depth`` differs there).
+
+    Raises:
+        ValueError: naming ``model_path`` and the first mismatch.
+    """
+    from mammoseg.recipes.train import build_recipe_model
+
+    where = f"{model_path} does not match {Path(model_path).with_name(RECIPE_FILE)}"
+    size = config.patch_size
+    got_in = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
+    got_out = tuple(model.output_shape[1:]) if hasattr(model, "output_shape") else None
+    if got_in != (size, size, 1):
+        raise ValueError(
+            f"{where}: model input {got_in}, recipe patch_size {size} needs {(size, size, 1)}"
+        )
+    if got_out != (size, size, 1):
+        raise ValueError(f"{where}: model output {got_out}, expected {(size, size, 1)}")
+    expected = [tuple(w.shape) for w in build_recipe_model(config).weights]
+    found = [tuple(w.shape) for w in model.weights]
+    if expected != found:
+        first = next(
+            (i for i, (a, b) in enumerate(zip(expected, found)) if a != b),
+            min(len(expected), len(found)),
+        )
+        raise ValueError(
+            f"{where}: another architecture ({len(found)} weights, the recipe's UNet with "
+            f"base_filters={config.base_filters}, depth={config.depth} has {len(expected)}; "
+            f"first difference at weight {first}: "
+            f"{found[first] if first < len(found) else None} vs "
+            f"{expected[first] if first < len(expected) else None})"
+        )
+
+
 class Predictor:
     """A trained recipe model with its settings: original image in, probability map out.
 
@@ -166,8 +204,18 @@ class Predictor:
         model_path = Path(model_path)
         if not model_path.is_file():
             raise FileNotFoundError(f"model file not found: {model_path}")
-        config = load_recipe(model_path)
-        model = keras.saving.load_model(model_path, compile=False)
+        try:
+            config = load_recipe(model_path)
+        except (KeyError, TypeError, ValueError) as err:  # bad JSON, no "recipe", bad key
+            detail = f"missing key {err}" if isinstance(err, KeyError) else str(err)
+            raise ValueError(
+                f"{model_path.with_name(RECIPE_FILE)}: unusable recipe: {detail}"
+            ) from err
+        try:
+            model = keras.saving.load_model(model_path, compile=False)
+        except Exception as err:  # Keras raises many types for a damaged archive
+            raise ValueError(f"{model_path}: cannot load the model: {err}") from err
+        check_model_matches(model, config, model_path)
         return cls(model, config)
 
     def predict_working(self, work: WorkingImage) -> np.ndarray:
@@ -189,6 +237,7 @@ class Predictor:
 __all__ = [
     "FLIPS",
     "Predictor",
+    "check_model_matches",
     "gaussian_importance",
     "predict_working",
     "sliding_window_predict",

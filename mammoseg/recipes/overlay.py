@@ -11,13 +11,21 @@ import numpy as np
 from mammoseg.metrics import Region
 
 
+def _temporary_name(path: Path) -> Path:
+    # Written there, then renamed, so a crash never leaves a torn PNG under the final name;
+    # the suffix stays last because Pillow and Matplotlib pick the format from it.
+    return path.with_name(f".{path.stem}.part{path.suffix}")
+
+
 def save_mask_png(mask: np.ndarray, path: str | os.PathLike) -> Path:
     """Write a binary mask as an 8-bit PNG (0 and 255), the original image's size."""
     from PIL import Image
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((np.asarray(mask) > 0).astype(np.uint8) * 255).save(path)
+    tmp = _temporary_name(path)
+    Image.fromarray((np.asarray(mask) > 0).astype(np.uint8) * 255).save(tmp)
+    os.replace(tmp, path)
     return path
 
 
@@ -69,8 +77,12 @@ def save_overlay_png(
     ax.set_title(title, fontsize=8)
     ax.set_axis_off()
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    tmp = _temporary_name(path)
+    try:
+        fig.savefig(tmp)
+    finally:
+        plt.close(fig)
+    os.replace(tmp, path)
     return path
 
 

@@ -1,6 +1,7 @@
 """`mammoseg predict`: PNG, PGM and DICOM in; mask, overlay and predictions.json out."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,3 +91,127 @@ def test_predict_skips_an_unreadable_image(model_path, tmp_path, capsys):
 def test_predict_needs_images():
     with pytest.raises(SystemExit):
         cli.main(["predict", "--model", "m.keras", "--output-dir", "x"])
+
+
+# === bad input: each case, the message and the exit status (issue 15) ===
+
+
+def _run(model_path, images, out, *extra):
+    return cli.main(
+        ["predict", "--model", str(model_path), *map(str, images), "--output-dir", str(out)]
+        + list(extra)
+    )
+
+
+def test_predict_gives_two_same_named_inputs_distinct_outputs(model_path, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    write_pgm(tmp_path / "a" / "mdb001.pgm", _mammogram())
+    write_pgm(tmp_path / "b" / "mdb001.pgm", _mammogram()[::-1].copy())
+    out = tmp_path / "out"
+    status = _run(model_path, [tmp_path / "a/mdb001.pgm", tmp_path / "b/mdb001.pgm"], out)
+    assert status == 0
+    report = json.loads((out / "predictions.json").read_text())
+    masks = sorted(entry["mask"] for entry in report["images"].values())
+    assert masks == ["a__mdb001_mask.png", "b__mdb001_mask.png"]
+    assert (out / "a__mdb001_overlay.png").is_file() and (out / "b__mdb001_mask.png").is_file()
+    assert not list(out.glob(".*part*"))  # temporary names renamed away
+
+
+def test_predict_refuses_to_overwrite_a_users_file(model_path, tmp_path, capsys):
+    write_pgm(tmp_path / "scan.pgm", _mammogram())
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "scan_mask.png").write_bytes(b"the user's own file")
+    status = _run(model_path, [tmp_path / "scan.pgm"], out)
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "would overwrite existing files" in err and "scan_mask.png" in err
+    assert "--overwrite" in err
+    assert (out / "scan_mask.png").read_bytes() == b"the user's own file"
+    assert not (out / "predictions.json").exists()
+    assert _run(model_path, [tmp_path / "scan.pgm"], out, "--overwrite") == 0
+    assert np.asarray(Image.open(out / "scan_mask.png")).shape == (96, 80)
+
+
+def test_predict_reports_each_bad_image_and_goes_on(model_path, tmp_path, capsys, monkeypatch):
+    good = tmp_path / "good.pgm"
+    write_pgm(good, _mammogram())
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.full((4, 4), 100, np.uint8)).save(tiny)
+    strip = tmp_path / "strip.png"
+    Image.fromarray(np.tile(np.arange(200, dtype=np.uint8), (1, 20))[:, :4000]).save(strip)
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(blank)
+    big = tmp_path / "big.png"
+    Image.fromarray(_mammogram((200, 200))).save(big)
+    out = tmp_path / "out"
+    # 40 000 pixels over a 10 000-pixel limit: more than twice it, Pillow's error
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    inputs = [broken, tiny, good, strip, blank, big, tmp_path / "absent.png"]
+    status = _run(model_path, inputs, out)
+    assert status == 1
+    err = capsys.readouterr().err
+    report = json.loads((out / "predictions.json").read_text())
+    errors = {Path(k).name: v.get("error") for k, v in report["images"].items()}
+    expected = {
+        "broken.png": "cannot decode image",
+        "tiny.png": "image too small: 4×4",
+        "strip.png": "degenerate image shape 1×4000",
+        "blank.png": "no breast found",
+        "big.png": "decompression-bomb guard",
+        "absent.png": "not found",
+    }
+    for name, words in expected.items():
+        assert words in errors[name], (name, errors[name])
+        assert f"skipping {tmp_path / name}" in err
+    assert errors["good.pgm"] is None and (out / "good_mask.png").is_file()
+    assert report["failed"] == 6
+
+
+def test_predict_refuses_over_limit_images_that_pillow_only_warns_about(
+    model_path, tmp_path, monkeypatch
+):
+    big = tmp_path / "big.png"
+    Image.fromarray(_mammogram((120, 120))).save(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)  # 14 400: over, not twice
+    out = tmp_path / "out"
+    assert _run(model_path, [big], out) == 1
+    report = json.loads((out / "predictions.json").read_text())
+    assert "decompression-bomb" in report["images"][str(big)]["error"]
+
+
+@pytest.mark.parametrize(
+    ("recipe", "message"),
+    [
+        (dict(CONFIG.to_dict(), patch_size=48), "recipe patch_size 48 needs (48, 48, 1)"),
+        (dict(CONFIG.to_dict(), base_filters=8), "another architecture"),
+        (dict(CONFIG.to_dict(), depth=3), "another architecture"),
+        (dict(CONFIG.to_dict(), colour="red"), "unknown recipe settings ['colour']"),
+    ],
+)
+def test_predict_refuses_a_model_that_does_not_match_its_recipe(
+    model_path, tmp_path, capsys, recipe, message
+):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "model.keras").write_bytes(model_path.read_bytes())
+    (folder / "recipe.json").write_text(json.dumps({"recipe": recipe}))
+    write_pgm(tmp_path / "scan.pgm", _mammogram())
+    status = _run(folder / "model.keras", [tmp_path / "scan.pgm"], tmp_path / "out")
+    assert status == 2
+    err = capsys.readouterr().err
+    assert message in err and str(folder / "recipe.json") in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_predict_refuses_a_recipe_without_its_settings(model_path, tmp_path, capsys):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "model.keras").write_bytes(model_path.read_bytes())
+    (folder / "recipe.json").write_text(json.dumps({"data": "mias"}))
+    status = _run(folder / "model.keras", ["x.png"], tmp_path / "out")
+    assert status == 2
+    assert "unusable recipe: missing key 'recipe'" in capsys.readouterr().err
