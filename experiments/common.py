@@ -14,8 +14,11 @@ model with history.csv, model.keras and a TensorBoard log.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import os
 import shutil
+import socket
 import sys
 import time
 import traceback
@@ -68,16 +71,152 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     mode.add_argument("--quick", action="store_true", help="tiny run in seconds (tests)")
     mode.add_argument("--paper-scale", action="store_true", help="the paper's sizes (GPU)")
     parser.add_argument("--output-dir", type=Path, default=None)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_non_negative_int, default=0)
     parser.add_argument(
         "--deterministic", action="store_true", help="bit-reproducible runs for a seed"
     )
     parser.add_argument("--precision", choices=training.PRECISIONS, default="auto")
     parser.add_argument("--strategy", choices=training.STRATEGIES, default="default")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    parser.add_argument("--epochs", type=int, default=None, help="override the mode's epochs")
-    parser.add_argument("--stop-after-epoch", type=int, default=None, help=argparse.SUPPRESS)
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    again.add_argument(
+        "--overwrite", action="store_true", help="delete this program's earlier run folder first"
+    )
+    parser.add_argument(
+        "--epochs", type=_positive_int, default=None, help="override the mode's epochs"
+    )
+    parser.add_argument(
+        "--stop-after-epoch", type=_positive_int, default=None, help=argparse.SUPPRESS
+    )
     return parser
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse names the option in its error)."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, received {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, received {text}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, received {text!r}") from None
+
+
+RUN_MARKER = "run.json"  # written first into every run folder: what the program may delete
+LOCK_NAME = "run.lock"
+
+
+def _settings(section: str, args: argparse.Namespace, scale: Scale) -> dict:
+    """What a resumed run must share with the run it continues."""
+    return {
+        "section": section,
+        "data": args.data,
+        "seed": args.seed,
+        "deterministic": bool(args.deterministic),
+        "scale": asdict(scale),
+    }
+
+
+def prepare_run_folder(folder: Path, settings: dict, resume: bool, overwrite: bool) -> None:
+    """Make `folder` this run's own folder, never deleting or reusing a foreign one.
+
+    An existing non-empty folder is used only when it holds this program's `run.json` and
+    `resume` (same settings, else refused with the differences) or `overwrite` (deleted
+    first) is given.
+
+    Raises:
+        SystemExit: with a message naming the folder and what to do.
+    """
+    marker = folder / RUN_MARKER
+    if folder.exists() and not folder.is_dir():
+        raise SystemExit(f"--output-dir {folder} exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()):
+        if not marker.is_file():
+            raise SystemExit(
+                f"--output-dir {folder} is not empty and is not a mammoseg run folder (no "
+                f"{RUN_MARKER}); choose another folder, nothing was changed"
+            )
+        if not (resume or overwrite):
+            raise SystemExit(
+                f"--output-dir {folder} holds an earlier run; pass --resume to continue it or "
+                "--overwrite to replace it"
+            )
+        if resume:
+            try:
+                recorded = json.loads(marker.read_text())
+            except (OSError, ValueError) as err:
+                raise SystemExit(f"{marker} cannot be read ({err}); cannot resume") from err
+            diffs = [
+                f"{key}: run has {recorded.get(key)!r}, now {value!r}"
+                for key, value in settings.items()
+                if recorded.get(key) != value
+            ]
+            if diffs:
+                raise SystemExit(
+                    f"--resume refused: {folder} was started with other settings:\n  "
+                    + "\n  ".join(diffs)
+                )
+            return
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    training.save_json(marker, settings)
+
+
+def acquire_lock(folder: Path) -> Path:
+    """Take `folder`'s lock file (pid and host), or refuse while another live run holds it.
+
+    A lock whose pid is no longer alive on this host is stale: taken over with a warning.
+
+    Raises:
+        SystemExit: another run holds the lock.
+    """
+    lock = folder / LOCK_NAME
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text())
+            except (OSError, ValueError):
+                holder = {}
+            if holder.get("host") == me["host"] and not _pid_alive(holder.get("pid")):
+                print(f"  warning: taking over the stale lock {lock} of pid {holder.get('pid')}")
+                lock.unlink(missing_ok=True)
+                continue
+            raise SystemExit(
+                f"{folder} is in use by pid {holder.get('pid')} on {holder.get('host')} "
+                f"({lock}); wait for it, or delete the lock if that run is gone"
+            ) from None
+        with os.fdopen(fd, "w") as handle:
+            json.dump(me, handle)
+        atexit.register(lambda: lock.unlink(missing_ok=True))
+        return lock
+    raise SystemExit(f"could not take the lock {lock}")
+
+
+def _pid_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def parse_set(items: list[str], known: Collection[str]) -> dict:
@@ -148,9 +287,14 @@ class Run:
         self.scale = scale
         script = Path(sys.argv[0]).stem or "experiment"
         self.dir = Path(args.output_dir or REPO / "runs" / script)
-        if self.dir.exists() and not args.resume:
-            shutil.rmtree(self.dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.data_name, self.data_path = parse_data_option(args.data)
+        prepare_run_folder(
+            self.dir,
+            _settings(section, args, scale),
+            resume=args.resume,
+            overwrite=getattr(args, "overwrite", False),
+        )
+        acquire_lock(self.dir)
         self.start = time.time()
         import keras
 
@@ -161,7 +305,6 @@ class Run:
         self.strategy = training.make_strategy(args.strategy)
         self.results: dict[str, dict] = {}
         self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self.data_name, self.data_path = parse_data_option(args.data)
         print(
             f"[{section}] {title}\n  mode={scale.name} data={args.data} size={scale.image_size} "
             f"epochs={scale.epochs} precision={self.precision} strategy={args.strategy} "
@@ -389,6 +532,11 @@ class Run:
         tmp.write_text("\n".join(lines))
         tmp.replace(self.dir / "report.md")
         print(f"  report: {self.dir / 'report.md'}")
+        if failed:
+            # The report lists what succeeded; the exit status says not everything did.
+            raise SystemExit(
+                f"{len(failed)} of {len(self.results)} sub-run(s) failed: " + ", ".join(failed)
+            )
 
 
 def _cap(records, cap):

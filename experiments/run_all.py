@@ -45,6 +45,7 @@ def main(argv=None) -> None:
     ]
     passthrough += ["--quick"] if args.quick else ["--paper-scale"] if args.paper_scale else []
     passthrough += ["--resume"] if args.resume else []
+    passthrough += ["--overwrite"] if args.overwrite else []
     passthrough += ["--deterministic"] if args.deterministic else []
     passthrough += [f"--epochs={args.epochs}"] if args.epochs else []
 
