@@ -220,3 +220,10 @@ def test_keras_metric_in_a_compiled_model_with_mixed_precision(tmp_path):
 def test_keras_metric_invalid_threshold():
     with pytest.raises(ValueError, match="`threshold` must be a number, received 'high'"):
         M.DiceMetric(threshold="high")
+
+
+def test_pixel_specificity_without_background_is_nan():
+    # An all-tumour batch has no TN + FP: specificity is undefined (the old result was 0.0).
+    metric = M.PixelSpecificity()
+    metric.update_state(np.ones((1, 2, 2, 1), "float32"), np.ones((1, 2, 2, 1), "float32"))
+    assert math.isnan(float(metric.result()))

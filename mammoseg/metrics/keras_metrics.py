@@ -123,13 +123,13 @@ class PixelSensitivity(_PixelCountMetric):
 
 @keras.saving.register_keras_serializable(package="mammoseg")
 class PixelSpecificity(_PixelCountMetric):
-    """Pooled pixel specificity TN / (TN + FP) over the epoch."""
+    """Pooled pixel specificity TN / (TN + FP) over the epoch; NaN without a background pixel."""
 
     default_name = "specificity"
 
     def result(self) -> Any:
         _, fp, _, tn = ops.unstack(self.counts)
-        return self._safe_ratio(tn, tn + fp, 0.0)
+        return self._safe_ratio(tn, tn + fp, float("nan"))
 
 
 @keras.saving.register_keras_serializable(package="mammoseg")
