@@ -48,6 +48,7 @@ class LesionCentredSampler:
         self,
         images: Sequence[WorkingImage],
         patch_size: int,
+        *,
         lesion_fraction: float = 1.0 / 3.0,
         batch_size: int = 8,
         augment: bool = True,

@@ -194,8 +194,8 @@ def train_recipe(
     sampler = LesionCentredSampler(
         train_images,
         config.patch_size,
-        config.lesion_fraction,
-        config.batch_size,
+        lesion_fraction=config.lesion_fraction,
+        batch_size=config.batch_size,
         seed=seed,
         scale_range=config.scale_range,
     )
@@ -203,7 +203,12 @@ def train_recipe(
     # A fixed set of validation patches gives Keras a `val_loss` to log beside the whole-image
     # Dice (and keeps history.csv free of the "NA" CSVLogger writes without validation data).
     val_sampler = LesionCentredSampler(
-        val_images, config.patch_size, config.lesion_fraction, config.batch_size, False, seed
+        val_images,
+        config.patch_size,
+        lesion_fraction=config.lesion_fraction,
+        batch_size=config.batch_size,
+        augment=False,
+        seed=seed,
     )
     val_patches = [val_sampler.batch() for _ in range(VALIDATION_PATCH_BATCHES)]
     val_data = tf.data.Dataset.from_tensor_slices(
