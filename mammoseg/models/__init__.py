@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 
 from mammoseg.checks import closest_match
 
-# name -> builder, or "module:function" resolved on first use.
+if TYPE_CHECKING:
+    from mammoseg.models.mask_rcnn.model import MaskRCNN
+
+# name -> builder, or "module:function" resolved on first use. Every builder returns a
+# keras.Model except Mask R-CNN's, which returns matterport's MaskRCNN wrapper.
 _REGISTRY: dict[str, Callable[..., keras.Model] | str] = {
     "logistic_regression": "mammoseg.models.logistic:build_pixel_logistic_regression",
     "feedforward_regressor": "mammoseg.models.feedforward:build_feedforward_regressor",
@@ -101,7 +105,7 @@ def get_builder(name: str) -> Callable[..., keras.Model]:
     return entry
 
 
-def build_model(name: str, **kwargs: Any) -> keras.Model:
+def build_model(name: str, **kwargs: Any) -> keras.Model | MaskRCNN:
     """Build a registered architecture by name.
 
     Args:
@@ -111,8 +115,8 @@ def build_model(name: str, **kwargs: Any) -> keras.Model:
         **kwargs: the builder's keyword arguments.
 
     Returns:
-        The (uncompiled) Keras model; for "mask_rcnn", matterport's ``MaskRCNN`` wrapper, whose
-        Keras model is ``.keras_model``.
+        The (uncompiled) `keras.Model`, except for "mask_rcnn": matterport's ``MaskRCNN``
+        wrapper (not a `keras.Model`), whose Keras model is ``.keras_model``.
 
     Raises:
         ValueError: unknown name (with the closest match) or an invalid argument.
