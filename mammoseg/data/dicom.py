@@ -98,6 +98,22 @@ def _header(ds: pydicom.Dataset) -> dict[str, Any]:
     }
 
 
+def _checked_header(ds: pydicom.Dataset, path: Path) -> dict[str, Any]:
+    """`_header` with its numbers checked: one that does not parse, or an impossible bit depth."""
+    try:
+        meta = _header(ds)
+        allocated = int(ds.get("BitsAllocated") or 0)
+        stored = ds.get("BitsStored")
+        stored = None if stored is None or stored == "" else int(stored)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise MammosegDataError(f"cannot parse the DICOM header numbers: {err}", path=path) from err
+    if stored is not None and (stored <= 0 or (allocated and stored > allocated)):
+        raise MammosegDataError(
+            f"BitsStored {stored} must be in 1..BitsAllocated ({allocated})", path=path
+        )
+    return meta
+
+
 def read_dicom_header(path: str | os.PathLike) -> dict[str, Any]:
     """The header facts of a DICOM file, without reading its pixel data.
 
@@ -118,7 +134,7 @@ def read_dicom_header(path: str | os.PathLike) -> dict[str, Any]:
         (4664, 3064)
     """
     path = Path(path)
-    return _header(_open(path, stop_before_pixels=True))
+    return _checked_header(_open(path, stop_before_pixels=True), path)
 
 
 def _decode(ds: pydicom.Dataset, path: Path) -> np.ndarray:
@@ -224,7 +240,7 @@ def read_dicom_stored(
     """
     path = Path(path)
     ds = _open(path)
-    meta = _header(ds)
+    meta = _checked_header(ds, path)
     if _PIXEL_DATA not in ds:
         raise MammosegDataError("the DICOM file has no pixel data (header only)", path=path)
     if meta["shape"] is None:
@@ -362,7 +378,7 @@ def sample_rows(path: str | os.PathLike, n_rows: int = 32) -> np.ndarray:
     path = Path(path)
     ds = _open(path, defer_size=4096)
     syntax = ds.file_meta.get("TransferSyntaxUID", uids.ExplicitVRLittleEndian)
-    meta = _header(ds)
+    meta = _checked_header(ds, path)
     if _PIXEL_DATA not in ds or meta["shape"] is None:
         raise MammosegDataError("the DICOM file has no pixel data (header only)", path=path)
     rows, cols = meta["shape"]

@@ -255,3 +255,31 @@ def test_voi_lut_clamps_where_pydicom_maps_past_the_table_to_zero():
     assert apply_voi_lut(values.copy(), ds).tolist() == [0, 100, 255, 0]
     out, _ = _voi_lut(values.astype(np.float64), ds, Path("x.dcm"))
     np.testing.assert_allclose(out * 255, [0, 100, 255, 255])
+
+
+def _edited(tmp_path, name, **elements):
+    """A small valid DICOM with some header elements replaced (raw values, as a scanner wrote)."""
+    path = write_dicom(tmp_path / "ok.dcm", np.zeros((32, 32), np.uint16), bits_stored=12)
+    ds = pydicom.dcmread(path)
+    for keyword, (vr, value) in elements.items():
+        ds.add_new(keyword, vr, value)
+    ds.save_as(tmp_path / name)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize(
+    "elements, message",
+    [
+        ({"BitsStored": ("US", 0)}, "BitsStored 0 must be in 1..BitsAllocated (16)"),
+        ({"BitsStored": ("US", 17)}, "BitsStored 17 must be in 1..BitsAllocated (16)"),
+        # "0.1\\0.2 " is overwritten in the file with "0.1\\abc " below.
+        ({"PixelSpacing": ("DS", ["0.1", "0.2"])}, "cannot parse the DICOM header numbers"),
+    ],
+)
+def test_bad_header_numbers(tmp_path, elements, message):
+    path = _edited(tmp_path, "bad.dcm", **elements)
+    path.write_bytes(path.read_bytes().replace(b"0.1\\0.2 ", b"0.1\\abc "))
+    for reader in (read_dicom, read_dicom_header):
+        with pytest.raises(MammosegDataError) as info:
+            reader(path)
+        assert "bad.dcm" in str(info.value) and message in str(info.value), str(info.value)
