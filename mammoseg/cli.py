@@ -118,6 +118,8 @@ def _predict(args: argparse.Namespace) -> int:
         "images": {},
     }
 
+    limit_text = _limit_text(config.mask_regions)
+
     # === each image on its own: a failure is reported and the next one goes on ===
     failures = 0
     for path, stem in zip(paths, stems):
@@ -138,18 +140,26 @@ def _predict(args: argparse.Namespace) -> int:
             report["images"][str(path)] = {"error": str(err)}
             failures += 1
             continue
-        mask = predictor.mask(prob, threshold)
-        min_area = config.min_candidate_area / config.scale_for(image.shape) ** 2
-        candidates = extract_candidates(prob, config.candidate_threshold, int(np.ceil(min_area)))
-        save_mask_png(mask, out_dir / f"{stem}_mask.png")
-        save_overlay_png(
-            image,
-            mask,
-            candidates,
-            out_dir / f"{stem}_overlay.png",
-            title=f"{path.name}: mask at {threshold:g}{_limit_text(config.mask_regions)} (red), "
-            "candidates (yellow, score)",
-        )
+        try:  # a full disk or a bad path fails this image, not the run
+            mask = predictor.mask(prob, threshold)
+            min_area = config.min_candidate_area / config.scale_for(image.shape) ** 2
+            candidates = extract_candidates(
+                prob, config.candidate_threshold, int(np.ceil(min_area))
+            )
+            save_mask_png(mask, out_dir / f"{stem}_mask.png")
+            save_overlay_png(
+                image,
+                mask,
+                candidates,
+                out_dir / f"{stem}_overlay.png",
+                title=f"{path.name}: mask at {threshold:g}{limit_text} (red), "
+                "candidates (yellow, score)",
+            )
+        except OSError as err:
+            print(f"mammoseg predict: cannot write the outputs of {path}: {err}", file=sys.stderr)
+            report["images"][str(path)] = {"error": f"cannot write outputs: {err}"}
+            failures += 1
+            continue
         report["images"][str(path)] = {
             "mask": f"{stem}_mask.png",
             "overlay": f"{stem}_overlay.png",

@@ -215,3 +215,34 @@ def test_predict_refuses_a_recipe_without_its_settings(model_path, tmp_path, cap
     status = _run(folder / "model.keras", ["x.png"], tmp_path / "out")
     assert status == 2
     assert "unusable recipe: missing key 'recipe'" in capsys.readouterr().err
+
+
+def test_predict_refuses_one_file_given_twice(model_path, tmp_path, capsys):
+    scan = tmp_path / "scan.pgm"
+    write_pgm(scan, _mammogram())
+    assert _run(model_path, [scan, scan], tmp_path / "out") == 2
+    assert "inputs would share an output name (scan:" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_predict_refuses_a_damaged_model_file(model_path, tmp_path, capsys):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "model.keras").write_bytes(model_path.read_bytes()[:500])  # a torn copy
+    save_recipe(folder, CONFIG)
+    assert _run(folder / "model.keras", ["x.png"], tmp_path / "out") == 2
+    assert f"{folder / 'model.keras'}: cannot load the model" in capsys.readouterr().err
+
+
+def test_predict_reports_an_image_whose_outputs_cannot_be_written(model_path, tmp_path, capsys):
+    first, second = tmp_path / "first.pgm", tmp_path / "second.pgm"
+    write_pgm(first, _mammogram())
+    write_pgm(second, _mammogram())
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "first_mask.png").mkdir()  # a folder where the mask must go: the rename fails
+    assert _run(model_path, [first, second], out, "--overwrite") == 1
+    assert f"cannot write the outputs of {first}" in capsys.readouterr().err
+    report = json.loads((out / "predictions.json").read_text())
+    assert "cannot write outputs" in report["images"][str(first)]["error"]
+    assert (out / "second_mask.png").is_file()
