@@ -171,7 +171,10 @@ def read_case_descriptions(csv_paths: Sequence[str | os.PathLike]) -> list[Recor
             raise MammosegDataError("case-description CSV not found", path=where)
         with open(where, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
+            try:
+                header = reader.fieldnames or []
+            except UnicodeDecodeError as err:
+                raise MammosegDataError(f"not UTF-8 text: {err}", path=where, line=1) from err
             missing = [c for c in REQUIRED_COLUMNS if c not in header]
             density = next((c for c in DENSITY_COLUMNS if c in header), None)
             if missing or density is None:
@@ -185,8 +188,19 @@ def read_case_descriptions(csv_paths: Sequence[str | os.PathLike]) -> list[Recor
                     break
                 except csv.Error as err:
                     raise MammosegDataError(f"malformed CSV: {err}", path=where, line=line) from err
-                if not any((v or "").strip() for v in row.values()):
+                except UnicodeDecodeError as err:
+                    raise MammosegDataError(
+                        f"not UTF-8 text: {err}", path=where, line=line
+                    ) from err
+                if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
                     continue
+                cells = len(header) + len(row.get(None, [])) - list(row.values()).count(None)
+                if cells != len(header):
+                    raise MammosegDataError(
+                        f"row has {cells} cells, the header has {len(header)}",
+                        path=where,
+                        line=line,
+                    )
                 folder, image_path, fields, lesion = _parse_row(row, density, where, line)
                 entry = images.setdefault(folder, {"path": image_path, "lesions": {}, **fields})
                 if any(entry[k] != v for k, v in fields.items()) or entry["path"] != image_path:
@@ -304,7 +318,12 @@ def _find_mask(lesion: Lesion, image_shape, disk: _Disk):
             crop,
             "no file holding two values (a mask) among " + ", ".join(p.name for p in candidates),
         )
-    masks.sort(key=lambda m: (m[1] != image_shape, not _aspect_agrees(m[1], image_shape)))
+    if len(masks) > 1:
+        raise MammosegDataError(
+            "two candidate ROI masks (files holding at most two values): "
+            + ", ".join(str(m[0]) for m in masks),
+            path=masks[0][0].parent,
+        )
     path, shape = masks[0]
     if not _aspect_agrees(shape, image_shape):
         return None, crop, f"mask {shape[0]}x{shape[1]} vs image {image_shape[0]}x{image_shape[1]}"

@@ -246,3 +246,14 @@ def test_mask_geometry():
     (row, col), radius = mask_geometry(mask, (20, 40))  # image twice the mask's size
     assert (row, col) == (5.5, 11.5) and radius == pytest.approx(np.sqrt(32 / np.pi))
     assert mask_geometry(np.zeros((4, 4))) is None
+
+
+def test_short_row_and_undecodable_csv(tmp_path):
+    path = _write_csv(tmp_path / "mass_case_description_train_set.csv", [_row()[:5]])
+    with pytest.raises(
+        MammosegDataError, match=r"mass_case_description_train_set.csv line 2: row has 5 cells"
+    ):
+        read_case_descriptions([path])
+    path.write_bytes(path.read_bytes().replace(b"P_", b"\xff\xfe", 1))
+    with pytest.raises(MammosegDataError, match=r"train_set.csv line \d+: not UTF-8 text"):
+        read_case_descriptions([path])
