@@ -464,8 +464,8 @@ class Run:
         keras.utils.set_random_seed(self.args.seed)
         try:
             result = {"status": "ok", **fn(folder)}
-        except KeyboardInterrupt:
-            raise
+        except (KeyboardInterrupt, training.CheckpointError):
+            raise  # an unreadable checkpoint ends the run with an error, never a failed sub-run
         except Exception as err:  # recorded in the report, the other sub-runs go on
             traceback.print_exc()
             result = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
@@ -528,9 +528,7 @@ class Run:
             "`history.csv`, `model.keras` and a TensorBoard log.",
             "",
         ]
-        tmp = self.dir / "report.md.part"
-        tmp.write_text("\n".join(lines))
-        tmp.replace(self.dir / "report.md")
+        training.write_text_atomic(self.dir / "report.md", "\n".join(lines))
         print(f"  report: {self.dir / 'report.md'}")
         if failed:
             # The report lists what succeeded; the exit status says not everything did.

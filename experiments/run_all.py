@@ -18,6 +18,8 @@ from pathlib import Path
 
 import common
 
+from mammoseg import training
+
 SECTIONS = [
     ("IV.A", "section_iva_logistic_regression.py"),
     ("V.A", "section_va_preliminary_regression.py"),
@@ -36,7 +38,17 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="+", default=None, help="sections to run, e.g. V.B V.C")
     args = parser.parse_args(argv)
     root = Path(args.output_dir or common.REPO / "runs" / "all")
-    root.mkdir(parents=True, exist_ok=True)
+    mode = "quick" if args.quick else "paper" if args.paper_scale else "default"
+    settings = {
+        "section": "all",
+        "data": args.data,
+        "seed": args.seed,
+        "deterministic": bool(args.deterministic),
+        "mode": mode,
+        "epochs": args.epochs,
+    }
+    common.prepare_run_folder(root, settings, resume=args.resume, overwrite=args.overwrite)
+    common.acquire_lock(root)
     passthrough = [
         f"--data={args.data}",
         f"--seed={args.seed}",
@@ -80,7 +92,7 @@ def main(argv=None) -> None:
         "# mammoseg: every section of the paper",
         "",
         f"Data `{args.data}`, mode "
-        f"`{'quick' if args.quick else 'paper' if args.paper_scale else 'default'}`, seed "
+        f"`{mode}`, seed "
         f"{args.seed}. Each section's own report is in its folder.",
         "",
         "| section | status |",
@@ -93,7 +105,7 @@ def main(argv=None) -> None:
         "",
     ]
     summary = root / "summary.md"
-    summary.write_text("\n".join(lines))
+    training.write_text_atomic(summary, "\n".join(lines))
     print(f"summary: {summary}")
     failed = [k for k, v in status.items() if v.startswith("failed")]
     if failed:

@@ -14,8 +14,17 @@ import numpy as np  # noqa: E402
 
 def _save(fig, path: str | os.PathLike) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    save_figure(fig, path, dpi=90)
     plt.close(fig)
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 90) -> None:
+    """Save a figure as PNG to a temporary name in its folder, then rename it into place,
+    so a crash never leaves a half-written figure under the real name."""
+    path = os.fspath(path)
+    tmp = path + ".part"
+    fig.savefig(tmp, dpi=dpi, format="png")
+    os.replace(tmp, path)
 
 
 def plot_sample(image: np.ndarray, mask: np.ndarray, path, title: str = "") -> None:

@@ -140,6 +140,108 @@ class StopAfterEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt(f"stopped after epoch {self.stop_epoch} (--stop-after-epoch)")
 
 
+class CheckpointError(RuntimeError):
+    """A training checkpoint exists but cannot be read: the run cannot resume from it."""
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Crash-safe training state, committed once per epoch by one atomic rename.
+
+    At each epoch's end the weights (with the optimizer's state) go to a temporary name in
+    ``folder`` and are renamed to ``epoch-NNNN.weights.h5``; then ``state.json`` (the epoch, the
+    history rows and every recorder's ``rows``) replaces the previous one; only then is the
+    previous weights file deleted. A kill at any instant therefore leaves either the old or the
+    new epoch complete, never a mixture, and the history and Fig. 4 rows of each epoch exist
+    exactly once. Keep it after the callbacks that add to the epoch's logs or rows.
+
+    Args:
+        folder: the checkpoint folder.
+        recorders: callbacks with a ``rows`` list (`HalfEpochEvaluation`) saved and restored
+            with the weights.
+        history_csv: where to write the history (one row per complete epoch), if anywhere.
+
+    Example:
+        >>> checkpoint = EpochCheckpoint(run_dir / "checkpoint", recorders=[curve])
+        >>> initial_epoch = checkpoint.restore(model)  # 0 when there is nothing to resume
+    """
+
+    def __init__(self, folder, recorders: Sequence = (), history_csv=None):
+        super().__init__()
+        self.folder = Path(folder)
+        self.recorders = list(recorders)
+        self.history_csv = None if history_csv is None else Path(history_csv)
+        self.history: list[dict] = []
+        self.epoch = 0
+
+    @property
+    def state_file(self) -> Path:
+        return self.folder / "state.json"
+
+    def restore(self, model: keras.Model) -> int:
+        """Load the last complete epoch into ``model`` and the recorders; return its number.
+
+        Raises:
+            CheckpointError: ``state.json`` or its weights file cannot be read.
+        """
+        if not self.state_file.is_file():
+            return 0
+        try:
+            state = json.loads(self.state_file.read_text())
+            epoch, weights = int(state["epoch"]), self.folder / state["weights"]
+            history, rows = list(state["history"]), list(state["rows"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(
+                f"{self.state_file}: cannot be read ({type(err).__name__}: {err}); "
+                "start the run again with --overwrite"
+            ) from err
+        if len(rows) != len(self.recorders) or len(history) != epoch:
+            raise CheckpointError(
+                f"{self.state_file}: holds {len(history)} history row(s) for epoch {epoch} "
+                f"and {len(rows)} recorder(s), expected {epoch} and {len(self.recorders)}"
+            )
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        try:
+            model.load_weights(weights)
+        except Exception as err:  # h5py/Keras raise several types for a damaged file
+            raise CheckpointError(
+                f"{weights}: the checkpoint of epoch {epoch} cannot be loaded "
+                f"({type(err).__name__}: {err}); start the run again with --overwrite"
+            ) from err
+        self.epoch, self.history = epoch, history
+        for recorder, saved in zip(self.recorders, rows):
+            recorder.rows[:] = saved
+        return epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        number = epoch + 1
+        name = f"epoch-{number:04d}.weights.h5"
+        tmp = self.folder / f"epoch-{number:04d}.part.weights.h5"
+        self.model.save_weights(tmp)
+        os.replace(tmp, self.folder / name)
+        row = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}
+        history = [*self.history, row]
+        state = {
+            "epoch": number,
+            "weights": name,
+            "history": history,
+            "rows": [list(recorder.rows) for recorder in self.recorders],
+        }
+        save_json(self.state_file, state)  # the commit point
+        self.epoch, self.history = number, history
+        for old in self.folder.glob("epoch-*.weights.h5"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+        if self.history_csv is not None:
+            write_history(self.history_csv, history)
+
+    def history_dict(self) -> dict[str, list[float]]:
+        """The history as {column: values}, one value per complete epoch."""
+        keys = [k for k in dict.fromkeys(k for row in self.history for k in row) if k != "epoch"]
+        return {k: [float(row.get(k, float("nan"))) for row in self.history] for k in keys}
+
+
 def fit_segmenter(
     model_fn: Callable[[], keras.Model],
     compile_fn: Callable[[keras.Model], None],
@@ -154,11 +256,11 @@ def fit_segmenter(
     stop_after_epoch: int | None = None,
     verbose: int | str = "auto",
 ) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Build, compile and fit a model with history, TensorBoard and resumable checkpoints.
+    """Build, compile and fit a model with history, TensorBoard and crash-safe checkpoints.
 
-    Writes into ``run_dir``: ``history.csv`` (one row per epoch, appended on resume),
-    ``tensorboard/``, ``backup/`` (Keras `BackupAndRestore`; removed when training completes)
-    and ``model.keras``.
+    Writes into ``run_dir``: ``history.csv`` (one row per complete epoch), ``tensorboard/``,
+    ``checkpoint/`` (`EpochCheckpoint`: the last complete epoch) and ``model.keras``, each
+    written to a temporary name and renamed.
 
     Args:
         model_fn: builds the (uncompiled) model; called inside the strategy's scope.
@@ -168,52 +270,77 @@ def fit_segmenter(
         run_dir: output folder of this training run.
         strategy: a tf.distribute strategy (None: the default one).
         steps_per_epoch: for repeated datasets.
-        callbacks: extra callbacks.
-        resume: continue from ``backup/`` if a previous run was interrupted; without it an
-            old backup is discarded.
+        callbacks: extra callbacks; those with a ``rows`` list (`HalfEpochEvaluation`) are
+            checkpointed with the weights, so their rows survive a resume exactly once.
+        resume: continue from ``checkpoint/`` if a previous run was interrupted; without it
+            an old checkpoint is discarded.
         stop_after_epoch: interrupt after this epoch (to test resuming).
         verbose: Keras progress-bar setting.
 
     Returns:
-        (trained model, history dict of the epochs run in this call and earlier ones).
+        (trained model, history dict of every complete epoch, earlier runs included).
+
+    Raises:
+        CheckpointError: ``resume`` and the checkpoint cannot be read.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    backup = run_dir / "backup"
     history_csv = run_dir / "history.csv"
+    recorders = [c for c in callbacks if isinstance(getattr(c, "rows", None), list)]
+    checkpoint = EpochCheckpoint(run_dir / "checkpoint", recorders, history_csv=history_csv)
     if not resume:
         import shutil
 
-        shutil.rmtree(backup, ignore_errors=True)
+        shutil.rmtree(checkpoint.folder, ignore_errors=True)
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)  # the former BackupAndRestore
         history_csv.unlink(missing_ok=True)
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         model = model_fn()
         compile_fn(model)
-    # User callbacks come before the loggers, so a value they add to the epoch's logs (a
-    # whole-image validation Dice, say) reaches history.csv and TensorBoard.
+        initial_epoch = checkpoint.restore(model) if resume else 0
+    if initial_epoch:
+        print(f"  resuming after epoch {initial_epoch} from {checkpoint.folder}")
+    # User callbacks come before the checkpoint, so a value they add to the epoch's logs (a
+    # whole-image validation Dice, say) and their rows are part of the epoch it commits.
     all_callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True),
         *callbacks,
-        keras.callbacks.CSVLogger(str(history_csv), append=True),
+        checkpoint,
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
     ]
     if stop_after_epoch is not None:
         all_callbacks.append(StopAfterEpoch(stop_after_epoch))
-    model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=all_callbacks,
-        verbose=verbose,
-    )
-    model.save(run_dir / "model.keras")
-    return model, read_history(history_csv)
+    if initial_epoch < epochs:
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=all_callbacks,
+            verbose=verbose,
+        )
+    tmp = run_dir / "model.part.keras"
+    model.save(tmp)
+    os.replace(tmp, run_dir / "model.keras")
+    return model, checkpoint.history_dict()
+
+
+def write_history(path: str | os.PathLike, rows: Sequence[dict]) -> None:
+    """Write history rows ({"epoch": ..., metric: value}) as CSV, atomically."""
+    import csv
+    import io
+
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=keys, restval="NA", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, text.getvalue())
 
 
 def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
-    """Read a Keras CSVLogger file into {column: values}."""
+    """Read a history CSV (``write_history`` or Keras CSVLogger) into {column: values}."""
     import csv
 
     path = Path(path)
@@ -255,12 +382,20 @@ def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: in
     return to_probability_map(outputs, images.shape[1], images.shape[2])
 
 
-def save_json(path: str | os.PathLike, data) -> None:
-    """Write JSON atomically (temporary name, then rename)."""
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write a text file to a temporary name in its folder, then rename it into place."""
     path = Path(path)
     tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_to_builtin))
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def save_json(path: str | os.PathLike, data) -> None:
+    """Write JSON atomically (temporary name, then rename)."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_to_builtin))
 
 
 def _to_builtin(value):
