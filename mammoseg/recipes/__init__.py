@@ -34,6 +34,7 @@ from mammoseg.recipes.evaluate import (
     with_region_limit,
 )
 from mammoseg.recipes.inference import Predictor, sliding_window_predict, window_starts
+from mammoseg.recipes.network import build_recipe_model
 from mammoseg.recipes.preprocess import (
     WorkingImage,
     prepare_record,
@@ -41,7 +42,7 @@ from mammoseg.recipes.preprocess import (
     preprocess_image,
 )
 from mammoseg.recipes.sampling import LesionCentredSampler
-from mammoseg.recipes.train import build_recipe_model, train_recipe
+from mammoseg.recipes.train import train_recipe
 
 __all__ = [
     "DEFAULT_THRESHOLDS",

@@ -16,6 +16,7 @@ import numpy as np
 
 from mammoseg.recipes.candidates import keep_best_regions
 from mammoseg.recipes.config import RECIPE_FILE, RecipeConfig, load_recipe
+from mammoseg.recipes.network import build_recipe_model
 from mammoseg.recipes.preprocess import WorkingImage, preprocess_image
 
 # The four flips of a 2-D image: (flip rows, flip columns).
@@ -152,8 +153,6 @@ def check_model_matches(model, config: RecipeConfig, model_path: str | os.PathLi
     Raises:
         ValueError: naming ``model_path`` and the first mismatch.
     """
-    from mammoseg.recipes.train import build_recipe_model
-
     where = f"{model_path} does not match {Path(model_path).with_name(RECIPE_FILE)}"
     size = config.patch_size
     got_in = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None

@@ -20,10 +20,10 @@ import numpy as np
 import tensorflow as tf
 
 from mammoseg import losses
-from mammoseg.models import build_model
 from mammoseg.recipes.candidates import dice_from_counts, overlap_counts
 from mammoseg.recipes.config import RecipeConfig
 from mammoseg.recipes.inference import predict_working
+from mammoseg.recipes.network import build_recipe_model
 from mammoseg.recipes.preprocess import WorkingImage
 from mammoseg.recipes.sampling import LesionCentredSampler
 from mammoseg.training import fit_segmenter
@@ -32,20 +32,6 @@ BEST_WEIGHTS = "best.weights.h5"
 BEST_STATE = "best.json"
 VALIDATION_LOG = "validation.csv"
 VALIDATION_PATCH_BATCHES = 4
-
-
-def build_recipe_model(config: RecipeConfig) -> keras.Model:
-    """The recipe's UNet: ``base_filters``/``depth`` from the config, batch norm, no dropout,
-    a logits head (float32 under ``mixed_bfloat16``)."""
-    return build_model(
-        "unet",
-        input_shape=(config.patch_size, config.patch_size, 1),
-        base_filters=config.base_filters,
-        depth=config.depth,
-        batch_norm=True,
-        dropout=0.0,
-        output="logits",
-    )
 
 
 def recipe_loss(config: RecipeConfig) -> keras.losses.Loss:
@@ -248,4 +234,4 @@ def train_recipe(
     }
 
 
-__all__ = ["WholeImageValidation", "build_recipe_model", "recipe_loss", "train_recipe"]
+__all__ = ["WholeImageValidation", "recipe_loss", "train_recipe"]
