@@ -97,10 +97,38 @@ def _reduce(fn, preds, truths, threshold, reduction) -> float | np.ndarray:
     return float(np.nanmean(values)) if np.any(~np.isnan(values)) else float("nan")
 
 
+def dice_from_counts(counts: Any, *, ignore_empty: bool = True) -> np.ndarray:
+    """Dice = 2 TP / (2 TP + FP + FN) from pixel counts, over the last axis of (..., 3).
+
+    The one Dice-from-counts of the package: `dice_score` and the recipe's threshold choice
+    (counts at many thresholds at once) both use it.
+
+    Args:
+        counts: (..., 3) array of (TP, FP, FN) pixel counts.
+        ignore_empty: without truth pixels (TP + FN = 0) the Dice is NaN; with False it is 1.0
+            when the prediction is empty too, else 0.0.
+
+    Returns:
+        float64 array of shape ``counts.shape[:-1]``.
+
+    Example:
+        >>> dice_from_counts(np.array([[2, 1, 1], [0, 3, 0], [0, 0, 0]]))
+        array([0.66666667,        nan,        nan])
+        >>> dice_from_counts(np.array([[0, 3, 0], [0, 0, 0]]), ignore_empty=False)
+        array([0., 1.])
+    """
+    counts = np.asarray(counts)
+    if counts.shape[-1:] != (3,):
+        raise ValueError(f"counts must have shape (..., 3) (TP, FP, FN), received {counts.shape}")
+    tp, fp, fn = (counts[..., k].astype(np.float64) for k in range(3))
+    values = _ratio(2 * tp, 2 * tp + fp + fn, 1.0)  # empty truth and prediction: agreement
+    return np.where(tp + fn == 0, np.nan, values) if ignore_empty else values
+
+
 def _overlap(c: Confusion, iou: bool, ignore_empty: bool) -> np.ndarray:
-    num = c.tp if iou else 2 * c.tp
-    den = c.tp + c.fp + c.fn if iou else 2 * c.tp + c.fp + c.fn
-    values = _ratio(num, den, 1.0)  # empty truth and prediction: perfect agreement
+    if not iou:
+        return dice_from_counts(np.stack([c.tp, c.fp, c.fn], axis=-1), ignore_empty=ignore_empty)
+    values = _ratio(c.tp, c.tp + c.fp + c.fn, 1.0)  # empty truth and prediction: agreement
     return np.where(c.tp + c.fn == 0, np.nan, values) if ignore_empty else values
 
 
@@ -223,6 +251,7 @@ __all__ = [
     "REDUCTIONS",
     "Confusion",
     "confusion_counts",
+    "dice_from_counts",
     "dice_per_image",
     "dice_pooled",
     "dice_score",

@@ -18,7 +18,6 @@ from mammoseg.recipes.breast_crop import BreastCrop, crop_breast, find_breast
 from mammoseg.recipes.candidates import (
     DEFAULT_THRESHOLDS,
     REGION_CHOICES,
-    dice_from_counts,
     extract_candidates,
     keep_best_regions,
     overlap_counts,
@@ -55,7 +54,6 @@ __all__ = [
     "WorkingImage",
     "build_recipe_model",
     "crop_breast",
-    "dice_from_counts",
     "evaluate_records",
     "extract_candidates",
     "find_breast",

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from mammoseg.metrics import Region, regions_from_probability
+from mammoseg.metrics import Region, dice_from_counts, regions_from_probability
 
 DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2))
 REGION_CHOICES = (1, 2)  # besides None (keep every region): tried on the validation split
@@ -147,13 +147,6 @@ def overlap_counts(
     return np.stack([tp, fp, inside.size - tp], axis=1).astype(np.int64)
 
 
-def dice_from_counts(counts: np.ndarray) -> np.ndarray:
-    """Dice = 2TP / (2TP + FP + FN) over the last axis of (..., 3) counts; NaN without truth."""
-    tp, fp, fn = (counts[..., k].astype(np.float64) for k in range(3))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(tp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), np.nan)
-
-
 def select_threshold(
     per_image_counts: Sequence[np.ndarray], thresholds: Sequence[float] = DEFAULT_THRESHOLDS
 ) -> tuple[float, list[float]]:
@@ -227,7 +220,6 @@ def select_postprocessing(
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "REGION_CHOICES",
-    "dice_from_counts",
     "extract_candidates",
     "keep_best_regions",
     "overlap_counts",

@@ -16,10 +16,9 @@ import numpy as np
 from mammoseg.data import Record, load_mask
 from mammoseg.data.phantom import lesion_contrast
 from mammoseg.data.records import read_pixels
-from mammoseg.metrics import FROC_FP_RATES, Region, froc
+from mammoseg.metrics import FROC_FP_RATES, Region, dice_from_counts, froc
 from mammoseg.recipes.candidates import (
     DEFAULT_THRESHOLDS,
-    dice_from_counts,
     extract_candidates,
     overlap_counts,
     region_limited_counts,

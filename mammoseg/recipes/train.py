@@ -20,7 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from mammoseg import losses
-from mammoseg.recipes.candidates import dice_from_counts, overlap_counts
+from mammoseg.metrics import dice_from_counts
+from mammoseg.recipes.candidates import overlap_counts
 from mammoseg.recipes.config import RecipeConfig
 from mammoseg.recipes.inference import predict_working
 from mammoseg.recipes.network import build_recipe_model
