@@ -29,9 +29,11 @@ FROC), `keras_metrics` (the Keras `Metric` wrappers); every name is re-exported 
 
 from mammoseg.metrics.detection import (
     FROC_FP_RATES,
+    FROC_METHODS,
     LesionMatch,
     Region,
     froc,
+    froc_at_rates,
     froc_curve,
     froc_from_scores,
     lesion_sensitivity_at_fppi,
@@ -64,6 +66,7 @@ from mammoseg.metrics.overlap import (
 
 __all__ = [
     "FROC_FP_RATES",
+    "FROC_METHODS",
     "REDUCTIONS",
     "Confusion",
     "DiceMetric",
@@ -82,6 +85,7 @@ __all__ = [
     "empty_prediction_rate",
     "foreground_iou",
     "froc",
+    "froc_at_rates",
     "froc_curve",
     "froc_from_scores",
     "lesion_sensitivity_at_fppi",

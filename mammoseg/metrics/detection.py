@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from mammoseg.checks import check_choice
 from mammoseg.data.records import Lesion
 
 FROC_FP_RATES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -167,6 +168,13 @@ def froc_curve(
     Raises:
         ValueError: the two sequences differ in length or are empty.
     """
+    return froc_from_scores(*_pooled_scores(per_image_candidates, per_image_truth, threshold))
+
+
+def _pooled_scores(
+    per_image_candidates: Sequence[Any], per_image_truth: Sequence[Any], threshold: float
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(hit score of every lesion, score of every false positive, number of images)."""
     if len(per_image_candidates) != len(per_image_truth) or not len(per_image_truth):
         raise ValueError(
             f"need one truth per image: {len(per_image_candidates)} candidate lists, "
@@ -177,7 +185,7 @@ def froc_curve(
     ]
     hit_scores = np.concatenate([m.hit_scores for m in matches])
     fp_scores = np.concatenate([m.false_positive_scores for m in matches])
-    return froc_from_scores(hit_scores, fp_scores, len(matches))
+    return hit_scores, fp_scores, len(matches)
 
 
 def froc_from_scores(
@@ -226,7 +234,7 @@ def sensitivity_at_rates(
 
     A step function of the rate (0 where no operating point qualifies; NaN without lesions).
     MONAI's `compute_froc_score` interpolates linearly instead, so the two differ between
-    operating points; compare with published FROC scores knowing which one they used.
+    operating points; `froc_at_rates(..., method="monai")` gives MONAI's values.
 
     Example:
         >>> sensitivity_at_rates(np.array([0.0, 1.0]), np.array([0.5, 1.0]), (0.5, 1))
@@ -243,16 +251,71 @@ def sensitivity_at_rates(
     return result
 
 
+FROC_METHODS = ("step", "monai")
+
+
+def froc_at_rates(
+    hit_scores: Any,
+    false_positive_scores: Any,
+    n_images: int,
+    fp_rates: Sequence[float] = FROC_FP_RATES,
+    *,
+    method: str = "step",
+) -> dict[float, float]:
+    """Lesion sensitivity at each false-positive rate, from pooled scores (`froc_from_scores`).
+
+    Two definitions are in use, and they differ between operating points:
+
+    * ``"step"`` (mammoseg's): the best sensitivity among score thresholds with at most r false
+      positives per image, 0 if none. Every distinct score is an operating point.
+    * ``"monai"``: MONAI's ``compute_froc_curve_data`` + ``compute_froc_score`` (the CAMELYON16
+      evaluation). A missed lesion scores 0; the operating points are every distinct score but
+      the lowest, plus (0 false positives, 0 sensitivity); the sensitivity at r is linearly
+      interpolated between them (and held constant past the last one). Use it to compare with
+      published FROC scores computed with MONAI.
+
+    Returns:
+        ``{fp_rate: sensitivity}``; NaN throughout without lesions.
+
+    Raises:
+        ValueError: an unknown ``method`` (or bad ``n_images``).
+
+    Example:
+        >>> hits, fps = [0.9, 0.6], [0.8, 0.7]  # two lesions, two false positives, 2 images
+        >>> froc_at_rates(hits, fps, 2, (0.5, 1.0), method="step")
+        {0.5: 0.5, 1.0: 1.0}
+        >>> froc_at_rates(hits, fps, 2, (0.5, 1.0), method="monai")
+        {0.5: 0.5, 1.0: 0.5}
+    """
+    check_choice("method", method, FROC_METHODS)
+    fppi, sens, _ = froc_from_scores(hit_scores, false_positive_scores, n_images)
+    if len(np.asarray(hit_scores).ravel()) == 0:
+        return {float(rate): float("nan") for rate in fp_rates}
+    if method == "step":
+        return sensitivity_at_rates(fppi, sens, fp_rates)
+    hits = np.nan_to_num(np.asarray(hit_scores, dtype=np.float64).ravel(), nan=0.0)
+    fps = np.asarray(false_positive_scores, dtype=np.float64).ravel()
+    # MONAI's thresholds: the distinct scores (a missed lesion's 0 among them) but the lowest.
+    thresholds = np.unique(np.concatenate([hits, fps]))[1:]
+    fppi = np.array([(fps >= t).sum() for t in thresholds] + [0]) / n_images
+    sens = np.array([(hits >= t).sum() for t in thresholds] + [0]) / len(hits)
+    values = np.interp(fp_rates, fppi[::-1], sens[::-1])
+    return {float(rate): float(v) for rate, v in zip(fp_rates, values)}
+
+
 def froc(
     per_image_candidates: Sequence[Any],
     per_image_truth: Sequence[Any],
     fp_rates: Sequence[float] = FROC_FP_RATES,
     threshold: float = 0.5,
+    *,
+    method: str = "step",
 ) -> dict[float, float]:
     """Lesion sensitivity at each false-positive rate per image (default 0.25 … 8).
 
     The sensitivity at rate r is the best one among score thresholds with at most r false
-    positives per image (0 if none); NaN when no image has a lesion.
+    positives per image (0 if none); NaN when no image has a lesion. ``method="monai"`` gives
+    MONAI's linearly interpolated definition instead (`froc_at_rates`).
 
     Returns:
         ``{fp_rate: sensitivity}``; the mean of the values is the usual one-number FROC score.
@@ -261,10 +324,11 @@ def froc(
         >>> froc([prob_a, prob_b], [[lesion_a], []])  # doctest: +SKIP
         {0.25: 0.0, 0.5: 1.0, 1.0: 1.0, 2.0: 1.0, 4.0: 1.0, 8.0: 1.0}
     """
-    fppi, sens, _ = froc_curve(per_image_candidates, per_image_truth, threshold)
-    if all(len(_truth_items(t)) == 0 for t in per_image_truth):
-        return {float(rate): float("nan") for rate in fp_rates}
-    return sensitivity_at_rates(fppi, sens, fp_rates)
+    check_choice("method", method, FROC_METHODS)
+    hit_scores, fp_scores, n_images = _pooled_scores(
+        per_image_candidates, per_image_truth, threshold
+    )
+    return froc_at_rates(hit_scores, fp_scores, n_images, fp_rates, method=method)
 
 
 def lesion_sensitivity_at_fppi(
@@ -279,9 +343,11 @@ def lesion_sensitivity_at_fppi(
 
 __all__ = [
     "FROC_FP_RATES",
+    "FROC_METHODS",
     "LesionMatch",
     "Region",
     "froc",
+    "froc_at_rates",
     "froc_curve",
     "froc_from_scores",
     "lesion_sensitivity_at_fppi",

@@ -1,0 +1,54 @@
+"""FROC: mammoseg's step definition and MONAI's interpolated one, on hand-computed cases."""
+
+import numpy as np
+import pytest
+
+from mammoseg.data import Lesion
+from mammoseg.metrics import FROC_METHODS, froc, froc_at_rates
+
+RATES = (0.25, 0.5, 0.75, 1.0, 2.0)
+
+
+def test_a_missed_lesion_step_versus_monai():
+    # Three lesions (the second missed), three false positives, two images.
+    # Operating points (threshold: FPPI, sensitivity): 0.9: 0, 1/3; 0.7: 0.5, 1/3;
+    # 0.5: 1.0, 2/3; 0.2: 1.5, 2/3. MONAI uses every one of them (the missed lesion's 0 is the
+    # lowest score it drops) plus (0, 0), and interpolates: at 0.75 FPPI halfway, 0.5.
+    hits, fps = [0.9, np.nan, 0.5], [0.7, 0.5, 0.2]
+    step = froc_at_rates(hits, fps, 2, RATES)
+    monai = froc_at_rates(hits, fps, 2, RATES, method="monai")
+    np.testing.assert_allclose(list(step.values()), [1 / 3, 1 / 3, 1 / 3, 2 / 3, 2 / 3])
+    np.testing.assert_allclose(list(monai.values()), [1 / 3, 1 / 3, 0.5, 2 / 3, 2 / 3])
+    assert list(monai) == list(RATES)
+
+
+def test_monai_never_uses_the_lowest_score():
+    # Both lesions found; the lowest score (0.4, the second lesion) is no MONAI operating point,
+    # so its sensitivity stays at 0.5 where the step curve reaches 1.0 at 1 FPPI.
+    hits, fps = [0.9, 0.4], [0.6]
+    assert froc_at_rates(hits, fps, 1, (1.0, 2.0)) == {1.0: 1.0, 2.0: 1.0}
+    assert froc_at_rates(hits, fps, 1, (1.0, 2.0), method="monai") == {1.0: 0.5, 2.0: 0.5}
+
+
+def test_froc_passes_the_method_on():
+    truth = [[Lesion("mass", "malignant", (4, 4), 2.0)], []]
+    strong = np.zeros((16, 16), np.float32)
+    strong[3:6, 3:6] = 0.9  # a hit on image 0
+    weak = np.zeros((16, 16), np.float32)
+    weak[10:12, 10:12] = 0.6  # a false positive on image 1
+    step = froc([strong, weak], truth, (0.5,), 0.5)
+    monai = froc([strong, weak], truth, (0.5,), 0.5, method="monai")
+    assert step == {0.5: 1.0}
+    # MONAI: scores {0.6, 0.9}, the lowest dropped: one point (0 FPPI, 1.0) and (0, 0).
+    assert monai == {0.5: 1.0}
+
+
+def test_without_lesions_both_are_nan():
+    for method in FROC_METHODS:
+        got = froc_at_rates([], [0.5], 1, (1.0,), method=method)
+        assert np.isnan(got[1.0])
+
+
+def test_unknown_method_is_named():
+    with pytest.raises(ValueError, match=r"`method` must be one of \('step', 'monai'\).*'monia'"):
+        froc_at_rates([0.5], [], 1, method="monia")
