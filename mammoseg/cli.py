@@ -27,6 +27,12 @@ def _limit_text(mask_regions: int | None) -> str:
 # crop, resize and sliding windows have nothing meaningful to work on.
 MIN_SIDE = 16
 MAX_ASPECT = 20.0
+# Share of the image the breast region (found without margin) may cover. On mini-MIAS the breast
+# covers 10-90 % of the film (facts.md §4): under 1 % the "breast" is a label or a speck of noise,
+# over 99 % nothing separates from a background (an inverted image, a photograph, a tissue
+# crop), and the recipe's crop would hand the network a region that is not a breast.
+MIN_BREAST_SHARE = 0.01
+MAX_BREAST_SHARE = 0.99
 
 
 def _output_stems(paths: list[Path]) -> list[str]:
@@ -46,6 +52,30 @@ def _check_image(image) -> str | None:
         return f"degenerate image shape {height}×{width} (sides more than {MAX_ASPECT:g}:1)"
     if min(height, width) < MIN_SIDE:
         return f"image too small: {height}×{width}, each side must be at least {MIN_SIDE}"
+    return None
+
+
+def _check_breast(image) -> str | None:
+    """Why the breast crop finds no breast in ``image``, or None when it finds one."""
+    import numpy as np
+
+    from mammoseg.recipes.breast_crop import find_breast
+
+    if float(np.ptp(image)) < 1.0 / 255.0:
+        # find_breast finds no foreground here and would give back the whole frame
+        value = float(image.flat[0])
+        return f"no breast found: the image is uniform (value {value:.3g})"
+    share = float(find_breast(image, margin=0.0).breast.sum()) / image.size
+    if share < MIN_BREAST_SHARE:
+        return (
+            f"no breast found: the largest bright region covers {share:.2%} of the image "
+            f"(a breast covers at least {MIN_BREAST_SHARE:.0%}; a label or noise?)"
+        )
+    if share > MAX_BREAST_SHARE:
+        return (
+            f"no breast found: no background around a breast, the bright region covers "
+            f"{share:.2%} of the image (an inverted image, a photograph or a crop of tissue?)"
+        )
     return None
 
 
@@ -127,11 +157,7 @@ def _predict(args: argparse.Namespace) -> int:
             image = _read_image(path)
             if image.ndim == 3:  # a colour PNG: average the channels
                 image = image.mean(axis=-1)
-            problem = _check_image(image)
-            if problem is None and float(np.ptp(image)) < 1.0 / 255.0:
-                # find_breast finds no foreground here and would give back the whole frame
-                value = float(image.flat[0])
-                problem = f"no breast found: the image is uniform (value {value:.3g})"
+            problem = _check_image(image) or _check_breast(image)
             if problem is not None:
                 raise ValueError(problem)
             prob, work = predictor.predict(image)

@@ -246,3 +246,30 @@ def test_predict_reports_an_image_whose_outputs_cannot_be_written(model_path, tm
     report = json.loads((out / "predictions.json").read_text())
     assert "cannot write outputs" in report["images"][str(first)]["error"]
     assert (out / "second_mask.png").is_file()
+
+
+def test_predict_says_no_breast_found_where_the_crop_finds_none(model_path, tmp_path, capsys):
+    # A speck on black: the largest bright region is the 5-pixel cross that the opening keeps of
+    # the smoothed speck, 5 / 4096 = 0.12 %. An inverted
+    # mammogram: the "breast" (everything brighter than Otsu's level) covers the whole frame.
+    # Both used to be cropped and segmented without a word.
+    good = tmp_path / "good.pgm"
+    write_pgm(good, _mammogram())
+    speck = tmp_path / "speck.png"
+    image = np.zeros((64, 64), np.uint8)
+    image[30, 30] = 255
+    Image.fromarray(image).save(speck)
+    inverted = tmp_path / "inverted.png"
+    Image.fromarray(255 - _mammogram()).save(inverted)
+    out = tmp_path / "out"
+    assert _run(model_path, [speck, good, inverted], out) == 1
+    err = capsys.readouterr().err
+    report = json.loads((out / "predictions.json").read_text())
+    speck_error = report["images"][str(speck)]["error"]
+    assert speck_error.startswith("no breast found: the largest bright region covers 0.12%")
+    inverted_error = report["images"][str(inverted)]["error"]
+    assert inverted_error.startswith("no breast found: no background around a breast")
+    assert f"skipping {speck}: no breast found" in err
+    assert f"skipping {inverted}: no breast found" in err
+    assert report["failed"] == 2 and not (out / "speck_mask.png").exists()
+    assert report["images"][str(good)]["mask"] == "good_mask.png"
