@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
+from skimage import measure
 
 from mammoseg.checks import check_choice
 from mammoseg.data.records import Lesion
@@ -55,16 +56,17 @@ def regions_from_probability(
     if prob.ndim != 2:
         raise ValueError(f"`probability` must be (H, W) or (H, W, 1), received {prob.shape}")
     labels, _ = ndimage.label(prob >= threshold, structure=np.ones((3, 3)))
-    regions = []
-    for index, window in enumerate(ndimage.find_objects(labels), start=1):
-        rows, cols = np.nonzero(labels[window] == index)
-        if rows.size < min_area:
-            continue
-        coords = np.stack([rows + window[0].start, cols + window[1].start], axis=1)
-        score = float(prob[coords[:, 0], coords[:, 1]].max())
-        centroid = (float(coords[:, 0].mean()), float(coords[:, 1].mean()))
-        regions.append(Region(score, centroid, int(rows.size), coords))
-    return sorted(regions, key=lambda r: -r.score)
+    regions = [
+        Region(
+            float(props.intensity_max),
+            (float(props.centroid[0]), float(props.centroid[1])),
+            int(props.area),
+            props.coords,
+        )
+        for props in measure.regionprops(labels, intensity_image=prob)
+        if props.area >= min_area
+    ]
+    return sorted(regions, key=lambda r: -r.score)  # stable: equal scores keep label order
 
 
 @dataclass(frozen=True)

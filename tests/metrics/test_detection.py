@@ -52,3 +52,24 @@ def test_without_lesions_both_are_nan():
 def test_unknown_method_is_named():
     with pytest.raises(ValueError, match=r"`method` must be one of \('step', 'monai'\).*'monia'"):
         froc_at_rates([0.5], [], 1, method="monia")
+
+
+def test_regions_agree_with_scipy_on_random_maps():
+    # regionprops gives the geometry; scipy.ndimage computes it another way here.
+    from scipy import ndimage
+
+    from mammoseg.metrics import regions_from_probability
+
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        prob = ndimage.uniform_filter(rng.random((40, 50)), 5)
+        regions = regions_from_probability(prob, threshold=0.55, min_area=2)
+        labels, count = ndimage.label(prob >= 0.55, structure=np.ones((3, 3)))
+        index = [i for i in range(1, count + 1) if (labels == i).sum() >= 2]
+        assert len(regions) == len(index) > 0
+        by_score = sorted(index, key=lambda i: -ndimage.maximum(prob, labels, i))
+        for region, i in zip(regions, by_score):
+            assert region.score == ndimage.maximum(prob, labels, i)
+            assert region.area == (labels == i).sum()
+            np.testing.assert_allclose(region.centroid, ndimage.center_of_mass(labels == i))
+            np.testing.assert_array_equal(region.coords, np.argwhere(labels == i))
