@@ -7,8 +7,31 @@ rotation about the image centre, `fill_mode` "nearest" | "constant" | "reflect" 
 `cval`, and optional horizontal / vertical flips. Image and mask always receive the same
 transform; the mask is resampled with nearest-neighbour interpolation so it stays binary.
 
-It runs as TensorFlow ops (`ImageProjectiveTransformV3`), on whole batches, inside tf.data, and
-as a NumPy `flow(images, masks, batch_size, seed)` generator.
+It runs as Keras ops (`keras.ops.image.affine_transform`, the op `keras.layers.RandomRotation`
+calls), on whole batches, inside tf.data, and as a NumPy `flow(images, masks, batch_size, seed)`
+generator.
+
+Relation to `keras.layers.RandomRotation` (issue #18, measured with Keras 3.15.1, TF 2.21):
+for the same angle the rotation matrix is the one RandomRotation builds (centre ((W-1)/2,
+(H-1)/2), a positive angle turns the image counter-clockwise as displayed, like ``np.rot90``),
+and ``rotation_range=r`` corresponds to ``RandomRotation(factor=r / 360)``. Called on
+``{"images": ..., "segmentation_masks": ...}`` at a fixed angle, RandomRotation returns the same
+images (max abs difference 0 at 30, 45, 90 and 180 degrees; 7e-6 at -17.3 degrees, from the
+degree-to-radian rounding) and the same masks, for fill modes nearest, reflect, wrap and constant
+with ``cval=0``; ``tests/data/test_augment.py`` checks this. `RotationAugment` is not a wrapper
+around the layer because of three measured differences that matter here:
+
+- RandomRotation fills *masks* with the image's ``fill_value`` in constant mode, so with
+  ``cval=0.25`` a mask rotated by 45 degrees has 0.25 in its corners (17 % of the pixels); here
+  masks are always filled with 0 and stay binary.
+- Its angles come from a stateful ``SeedGenerator``: ``keras.random`` rejects a tensor seed
+  (``ValueError: Argument `seed` must be either an integer or an instance of SeedGenerator``),
+  and two layers built with the same ``seed`` gave different angles in a parallel ``tf.data``
+  map (they agree only in a sequential one).
+  `apply` takes a per-batch seed (the pipeline draws new ones every epoch from
+  ``tf.data.Dataset.random``), so a run is reproducible however many map calls run at once.
+- Under the ``mixed_bfloat16`` policy the experiments set, a layer created without ``dtype``
+  rotates and returns images in bfloat16; here images stay float32.
 """
 
 from __future__ import annotations
@@ -124,19 +147,15 @@ class RotationAugment:
             limit = np.deg2rad(self.rotation_range)
             angles = tf.random.stateless_uniform([batch], seeds[0], -limit, limit)
             transforms = self._rotation_matrices(angles, height, width)
-            mode = self.fill_mode.upper()
-            common = dict(transforms=transforms, output_shape=tf.shape(images)[1:3], fill_mode=mode)
-            images = tf.raw_ops.ImageProjectiveTransformV3(
-                images=images,
-                interpolation="BILINEAR",
-                fill_value=tf.constant(self.cval, tf.float32),
-                **common,
+            common = dict(
+                transform=transforms, fill_mode=self.fill_mode, data_format="channels_last"
             )
-            masks = tf.raw_ops.ImageProjectiveTransformV3(
-                images=masks,
-                interpolation="NEAREST",
-                fill_value=tf.constant(0.0, tf.float32),
-                **common,
+            images = keras.ops.image.affine_transform(
+                images, interpolation="bilinear", fill_value=self.cval, **common
+            )
+            # Masks: nearest neighbour so they stay binary, and 0 (not cval) outside the input.
+            masks = keras.ops.image.affine_transform(
+                masks, interpolation="nearest", fill_value=0.0, **common
             )
         for enabled, key, axis in ((self.horizontal_flip, 1, 2), (self.vertical_flip, 2, 1)):
             if enabled:

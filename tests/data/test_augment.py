@@ -203,6 +203,94 @@ def test_apply_inside_tf_function():
     np.testing.assert_array_equal(graph[1].numpy(), eager[1])
 
 
+# --------------------------------------------------------------------------- keras RandomRotation
+# Issue #18: RotationAugment against keras.layers.RandomRotation at the same angle. The layer's
+# factor is a fraction of a full turn, so factor=(d / 360, d / 360) rotates by exactly d degrees.
+
+
+def keras_rotation(images, masks, degrees, fill_mode, cval=0.0):
+    layer = keras.layers.RandomRotation(
+        factor=(degrees / 360, degrees / 360),
+        fill_mode=fill_mode,
+        fill_value=cval,
+        interpolation="bilinear",
+        dtype="float32",
+    )
+    out = layer({"images": images, "segmentation_masks": masks}, training=True)
+    return (
+        keras.ops.convert_to_numpy(out["images"]),
+        keras.ops.convert_to_numpy(out["segmentation_masks"]),
+    )
+
+
+def bright_pixel_case():
+    """33 x 33 dim noise, one bright pixel at (row 16, col 30) and a 5 x 5 mask around it."""
+    image = np.random.default_rng(4).uniform(0.0, 0.1, size=(33, 33)).astype(np.float32)
+    image[16, 30] = 5.0
+    mask = np.zeros((33, 33), np.float32)
+    mask[14:19, 28:33] = 1.0
+    return batch(image, 2), batch(mask, 2)
+
+
+@pytest.mark.parametrize("fill_mode", ["constant", "nearest", "reflect", "wrap"])
+@pytest.mark.parametrize("degrees", [90.0, 30.0, -17.3])
+def test_equals_keras_random_rotation_at_a_fixed_angle(fixed_angle, fill_mode, degrees):
+    images, masks = bright_pixel_case()
+    fixed_angle(np.deg2rad(degrees))
+    ours = run(RotationAugment(abs(degrees), fill_mode=fill_mode), images, masks)
+    theirs = keras_rotation(images, masks, degrees, fill_mode)
+    # Same matrix, same op: equal up to the float32 rounding of degrees -> radians (measured:
+    # 0 at 30 and 90 degrees, 7e-6 at -17.3 on this 0..5 image). Masks are equal exactly.
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=0, atol=2e-5)
+    np.testing.assert_array_equal(ours[1], theirs[1])
+    if degrees in (90.0, 30.0):
+        np.testing.assert_array_equal(ours[0], theirs[0])
+    # The bright pixel is 14 px right of the centre (16, 16); turning by +t degrees
+    # (counter-clockwise as displayed) puts it at col 16 + 14 cos t, row 16 - 14 sin t.
+    t = np.deg2rad(degrees)
+    expected = (round(16 - 14 * np.sin(t)), round(16 + 14 * np.cos(t)))
+    for out_image, out_mask in zip(*ours):
+        assert np.unravel_index(np.argmax(out_image[..., 0]), (33, 33)) == expected
+        assert out_mask[expected[0], expected[1], 0] == 1.0
+        assert set(np.unique(out_mask)) == {0.0, 1.0}
+    if degrees == 90.0:
+        assert expected == (2, 16)
+        np.testing.assert_array_equal(ours[1][0, ..., 0], np.rot90(masks[0, ..., 0]))
+
+
+def test_keras_random_rotation_fills_masks_with_cval(fixed_angle):
+    # The measured difference: with fill_mode="constant" RandomRotation fills the *mask* with
+    # the image's fill_value too; RotationAugment fills masks with 0 so they stay binary.
+    fixed_angle(np.pi / 4)
+    ones = batch(np.ones((64, 64)), 1)
+    ours = run(RotationAugment(45, fill_mode="constant", cval=0.25), ones, ones.copy())
+    theirs = keras_rotation(ones, ones.copy(), 45.0, "constant", cval=0.25)
+    np.testing.assert_array_equal(ours[0], theirs[0])  # images: identical
+    filled = ours[1][0, ..., 0] == 0.0
+    # 45 degrees on a square: (12 - 8 sqrt 2) / 4 = 17.2 % of the pixels come from outside.
+    assert filled.mean() == pytest.approx((12 - 8 * np.sqrt(2)) / 4, abs=0.01)
+    assert set(np.unique(ours[1])) == {0.0, 1.0}
+    np.testing.assert_array_equal(theirs[1][0, ..., 0][filled], 0.25)
+    np.testing.assert_array_equal(theirs[1][0, ..., 0][~filled], 1.0)
+    assert theirs[1][0, 0, 0, 0] == 0.25 and ours[1][0, 0, 0, 0] == 0.0
+
+
+def test_images_stay_float32_under_mixed_precision():
+    # A RandomRotation built under mixed_bfloat16 returns bfloat16 images; apply must not.
+    image = np.full((1, 16, 16, 1), 0.123456, np.float32)
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        out_images, out_masks = RotationAugment(360).apply(
+            image, image.copy(), tf.constant([1, 2], tf.int64)
+        )
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert out_images.dtype == tf.float32 and out_masks.dtype == tf.float32
+    # "nearest" fill of a constant image: the value survives to float32 precision, which
+    # bfloat16 (8 bits of mantissa: 0.12353515625) would not.
+    np.testing.assert_allclose(out_images.numpy(), 0.123456, rtol=1e-6)
+
+
 # --------------------------------------------------------------------------- flow
 
 
