@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 
-from mammoseg.data import RotationAugment, make_dataset
+from mammoseg.data import RotationAugment
 from mammoseg.data.mias import read_mias
 from mammoseg.data.phantom import generate
-from mammoseg.data.pipeline import decode_records
+from mammoseg.data.pipeline import dataset_from_arrays, decode_records
 
 TARGETS = {256: 200.0, 1024: 20.0}
 
@@ -60,9 +60,7 @@ def main() -> None:
         records = read_mias(tmp, source="phantom")
         for size in args.sizes:
             arrays = decode_records(records, size, progress=False)
-            dataset = make_dataset(
-                records, size, args.batch_size, augment=augment, arrays=arrays, seed=0
-            )
+            dataset = dataset_from_arrays(*arrays, args.batch_size, augment=augment, seed=0)
             ours = time_dataset(dataset, args.epochs)
             baseline = time_flow(*arrays, augment, args.batch_size, args.epochs)
             target = TARGETS.get(size)

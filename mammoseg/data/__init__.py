@@ -90,6 +90,8 @@ def __getattr__(attribute: str):
         "authors_large_tumour_subset": "mammoseg.data.oversampling",
         "RotationAugment": "mammoseg.data.augment",
         "make_dataset": "mammoseg.data.pipeline",
+        "dataset_from_arrays": "mammoseg.data.pipeline",
+        "decode_records": "mammoseg.data.pipeline",
     }
     if attribute in lazy:
         import importlib
@@ -104,6 +106,8 @@ __all__ = [
     "MammosegDataError",
     "Record",
     "authors_large_tumour_subset",
+    "dataset_from_arrays",
+    "decode_records",
     "load_image",
     "load_instance_masks",
     "load_mask",

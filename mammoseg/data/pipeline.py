@@ -56,6 +56,7 @@ def make_dataset(
     records: Sequence[Record] | str | os.PathLike,
     size: Size | None,
     batch_size: int,
+    *,
     augment: RotationAugment | None = None,
     shuffle: bool = True,
     seed: int = 0,
@@ -63,23 +64,20 @@ def make_dataset(
     repeat: bool = False,
     drop_remainder: bool = False,
     progress: bool = True,
-    arrays: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tf.data.Dataset:
     """A `tf.data.Dataset` of (image (B, H, W, 1) float32, mask (B, H, W, 1) float32) batches.
+
+    Decodes ``records`` (or reads a preprocessing cache), then serves the images with
+    `dataset_from_arrays`; call that directly for images already decoded.
 
     Args:
         records: the records, or the path of a preprocessing cache built by
             `mammoseg.data.cache.build_cache` (then ``size`` must be None or the cache's size).
         size: int (square) or (height, width) to resize to.
         batch_size: images per batch.
-        augment: a `RotationAugment` applied to each training batch, or None.
-        shuffle: reshuffle every epoch (deterministic for a ``seed``).
-        seed: seed of the shuffle and of the augmentation.
+        augment, shuffle, seed, repeat, drop_remainder: as `dataset_from_arrays`.
         kinds: lesion kinds drawn in the masks (None: every kind).
-        repeat: repeat forever (then pass ``steps_per_epoch`` to `fit`).
-        drop_remainder: drop the last, smaller batch (needed by some distribution strategies).
         progress: show a progress bar while decoding.
-        arrays: already decoded (images, masks), e.g. from `decode_records`, to skip decoding.
 
     Returns:
         The dataset, prefetched.
@@ -92,15 +90,12 @@ def make_dataset(
         >>> ds = make_dataset(train, size=256, batch_size=8,  # doctest: +SKIP
         ...                   augment=RotationAugment(rotation_range=360))
         >>> images, masks = next(iter(ds))  # doctest: +SKIP
-        >>> images.shape
+        >>> images.shape  # doctest: +SKIP
         TensorShape([8, 256, 256, 1])
     """
     check_positive_int("batch_size", batch_size)
-    if augment is not None and not isinstance(augment, RotationAugment):
-        raise TypeError(f"`augment` must be a RotationAugment or None, received {augment!r}")
-    if arrays is not None:
-        images, masks = arrays
-    elif isinstance(records, (str, os.PathLike)):
+    _check_augment(augment)
+    if isinstance(records, (str, os.PathLike)):
         from mammoseg.data.cache import read_cache
 
         images, masks, _ = read_cache(Path(records), kinds=kinds)
@@ -114,8 +109,68 @@ def make_dataset(
         if size is None:
             raise ValueError("`size` is required when building a dataset from records")
         images, masks = decode_records(records, size, kinds, progress=progress)
+    return dataset_from_arrays(
+        images,
+        masks,
+        batch_size,
+        augment=augment,
+        shuffle=shuffle,
+        seed=seed,
+        repeat=repeat,
+        drop_remainder=drop_remainder,
+    )
+
+
+def _check_augment(augment: object) -> None:
+    if augment is not None and not isinstance(augment, RotationAugment):
+        raise TypeError(f"`augment` must be a RotationAugment or None, received {augment!r}")
+
+
+def dataset_from_arrays(
+    images: np.ndarray,
+    masks: np.ndarray,
+    batch_size: int,
+    *,
+    augment: RotationAugment | None = None,
+    shuffle: bool = True,
+    seed: int = 0,
+    repeat: bool = False,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Batches of (image, mask) served from decoded arrays held in memory.
+
+    Args:
+        images: (N, H, W) float32 images, e.g. from `decode_records`.
+        masks: (N, H, W) binary masks.
+        batch_size: images per batch.
+        augment: a `RotationAugment` applied to each training batch, or None.
+        shuffle: reshuffle every epoch (deterministic for a ``seed``).
+        seed: seed of the shuffle and of the augmentation.
+        repeat: repeat forever (then pass ``steps_per_epoch`` to `fit`).
+        drop_remainder: drop the last, smaller batch (needed by some distribution strategies).
+
+    Returns:
+        The dataset of (B, H, W, 1) float32 pairs, prefetched.
+
+    Raises:
+        ValueError: invalid ``batch_size``, or images and masks that do not pair up.
+        MammosegDataError: no images.
+
+    Example:
+        >>> images, masks = np.zeros((3, 8, 8), np.float32), np.zeros((3, 8, 8), np.uint8)
+        >>> x, y = next(iter(dataset_from_arrays(images, masks, 2, shuffle=False)))
+        >>> tuple(x.shape), tuple(y.shape)
+        ((2, 8, 8, 1), (2, 8, 8, 1))
+    """
+    check_positive_int("batch_size", batch_size)
+    _check_augment(augment)
     if len(images) == 0:
         raise MammosegDataError("empty dataset: no images")
+    if np.shape(images)[:3] != np.shape(masks)[:3] or np.ndim(images) != 3:
+        raise ValueError(
+            f"`images` and `masks` must both be (N, H, W), received {np.shape(images)} and "
+            f"{np.shape(masks)}"
+        )
 
     # Only indices flow through shuffle and batch; each batch is gathered from the arrays held
     # in memory. Embedding the arrays as tensors would copy them into the graph (and break
@@ -155,3 +210,6 @@ def make_dataset(
     options = tf.data.Options()
     options.threading.max_intra_op_parallelism = os.cpu_count() or 1
     return data.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+__all__ = ["dataset_from_arrays", "decode_records", "make_dataset"]

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from mammoseg.data.augment import RotationAugment
 from mammoseg.data.errors import MammosegDataError
-from mammoseg.data.pipeline import decode_records, make_dataset
+from mammoseg.data.pipeline import dataset_from_arrays, decode_records, make_dataset
 from mammoseg.data.records import Record, load_image, load_mask
 
 
@@ -120,7 +120,7 @@ def test_arrays_skip_decoding(tiny_phantom):
     images, masks = decode_records(tiny_phantom[:4], 64, progress=False)
     assert images.shape == (4, 64, 64) and images.dtype == np.float32
     assert masks.shape == (4, 64, 64) and masks.dtype == np.uint8
-    ds = make_dataset(None, None, 4, shuffle=False, arrays=(images, masks), progress=False)
+    ds = dataset_from_arrays(images, masks, 4, shuffle=False)
     x, y = next(iter(ds))
     np.testing.assert_array_equal(x.numpy()[..., 0], images)
     np.testing.assert_array_equal(y.numpy()[..., 0], masks.astype(np.float32))
@@ -151,7 +151,11 @@ def test_empty_records():
         make_dataset([], 64, batch_size=2, progress=False)
     empty = np.zeros((0, 8, 8), np.float32)
     with pytest.raises(MammosegDataError, match="empty dataset: no images"):
-        make_dataset(None, None, 2, arrays=(empty, empty.astype(np.uint8)), progress=False)
+        dataset_from_arrays(empty, empty.astype(np.uint8), 2)
+    with pytest.raises(
+        ValueError, match=r"both be \(N, H, W\), received \(2, 8, 8\) and \(3, 8, 8\)"
+    ):
+        dataset_from_arrays(np.zeros((2, 8, 8)), np.zeros((3, 8, 8)), 2)
 
 
 def test_size_required_with_records(tiny_phantom):
