@@ -1,5 +1,21 @@
 """Mammogram data: records, readers (phantom, MIAS, CBIS-DDSM), split, augmentation, tf.data.
 
+Modules:
+    records       `Record`, `Lesion`; masks drawn from circles or mask files; `load_image`
+    errors        `MammosegDataError`, the one exception family of the readers
+    resample      sizes (`parse_size`) and the one resampling of images and masks
+    mias          MIAS ``Info.txt`` + PGM reader
+    cbis_ddsm     CBIS-DDSM case-description CSVs and DICOM folders
+    dicom         DICOM reader (VOI LUT / window, MONOCHROME1) and writer
+    pgm           PGM reader and writer
+    phantom       the built-in phantom mammograms (MIAS layout), the default dataset
+    phantom_cbis  the phantom in the CBIS-DDSM layout (DICOMs + CSVs)
+    cache         the HDF5 preprocessing cache: build, read, checksums, staleness
+    split         the patient split (60/20/20)
+    augment       ImageDataGenerator-style rotations
+    oversampling  tumour oversampling and the authors' large-tumour subset
+    pipeline      tf.data: `make_dataset` (records or cache), `dataset_from_arrays`
+
 Example:
     >>> from mammoseg import data
     >>> records = data.load_records("phantom")  # doctest: +SKIP

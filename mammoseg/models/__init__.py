@@ -10,6 +10,16 @@ Every builder is importable by itself (``from mammoseg.models.unet import build_
 
 Builder modules are imported on first use, so ``import mammoseg.models`` is cheap and does not
 fail when an optional builder (Mask R-CNN) is absent.
+
+Modules:
+    blocks       layers shared by the builders (conv blocks, up-sampling)
+    logistic     pixel-wise logistic regression (IV.A) and the authors' baseline
+    feedforward  feed-forward regressor of a lesion's circle (IV.B, V.A)
+    shallow_cnn  the shallow CNN (IV.C, V.B)
+    unet         UNet (IV.D)
+    yaroslav     YaroslavNet patch classifier and the segmenters on it (IV.E)
+    weights      Keras 2 HDF5 weight files loaded into Keras 3 models by layer name
+    mask_rcnn/   matterport's Mask R-CNN on Keras 3 (IV.F; see its docstring)
 """
 
 from __future__ import annotations

@@ -6,6 +6,18 @@ sampling (nnU-Net), an overlap loss, sliding-window inference with flip averagin
 chosen on the validation split (with, where it helps there, only the best-scored regions kept,
 as nnU-Net keeps the largest component), and connected-component lesion candidates for FROC.
 
+Modules:
+    config       `RecipeConfig`, saved beside the model as ``recipe.json``
+    breast_crop  the breast region (Otsu), so film labels and background are dropped
+    preprocess   crop, resize, normalise: `WorkingImage`
+    sampling     lesion-centred patches for training
+    network      the recipe's UNet (`build_recipe_model`)
+    train        `train_recipe`: patches in, whole-image validation, time budget
+    inference    sliding windows with flips: `Predictor`
+    candidates   lesion candidates, the validation-chosen threshold and region limit
+    evaluate     Dice, FROC and sensitivity in the original images' pixels
+    overlay      mask PNGs and overlays with the scored candidates
+
 Example:
     >>> from mammoseg import recipes
     >>> config = recipes.RecipeConfig(working_size=384, patch_size=160)
