@@ -28,9 +28,10 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from mammoseg.checks import check_choice
 from mammoseg.data.dicom import read_dicom_header, sample_rows
-from mammoseg.data.errors import MammosegDataError
-from mammoseg.data.records import Lesion, Record
+from mammoseg.data.errors import ERROR_MODES, MammosegDataError, MammosegDataWarning
+from mammoseg.data.records import Lesion, Record, read_pixels
 
 CSV_NAMES = (
     "mass_case_description_train_set.csv",
@@ -134,7 +135,67 @@ def _parse_row(row: dict, density_column: str, where: Path, line: int):
     return folder, image_path, fields, lesion
 
 
-def read_case_descriptions(csv_paths: Sequence[str | os.PathLike]) -> list[Record]:
+def _undecodable(values) -> str | None:
+    """The first byte that was not UTF-8 (read as a lone surrogate), as ``0xff``, or None."""
+    for value in values:
+        if isinstance(value, str):
+            bad = next((c for c in value if "\udc80" <= c <= "\udcff"), None)
+            if bad is not None:
+                return f"0x{ord(bad) - 0xDC00:02x}"
+    return None
+
+
+def _image_folder(row: dict) -> str | None:
+    """The image folder a (possibly malformed) row belongs to, if its image path names one."""
+    value = (row.get("image file path") or "").strip().replace("\\", "/")
+    folder = value.split("/")[0]
+    return folder if _FOLDER.match(folder) else None
+
+
+def _add_row(images: dict, row: dict, header: list, density: str, where: Path, line: int) -> None:
+    """Check one CSV row and add its abnormality to ``images`` (folder → entry)."""
+    byte = _undecodable([*row.values(), *row.get(None, [])])
+    if byte is not None:
+        raise MammosegDataError(f"not UTF-8 text: byte {byte}", path=where, line=line)
+    cells = len(header) + len(row.get(None, [])) - list(row.values()).count(None)
+    if cells != len(header):
+        raise MammosegDataError(
+            f"row has {cells} cells, the header has {len(header)}", path=where, line=line
+        )
+    folder, image_path, fields, lesion = _parse_row(row, density, where, line)
+    entry = images.setdefault(folder, {"path": image_path, "lesions": {}, **fields})
+    if any(entry[k] != v for k, v in fields.items()) or entry["path"] != image_path:
+        raise MammosegDataError(
+            f"rows of image {folder!r} disagree (path, patient, density, side or view)",
+            path=where,
+            line=line,
+        )
+    number = lesion.attributes["abnormality_id"]
+    if number in entry["lesions"]:
+        raise MammosegDataError(
+            f"abnormality {number} of image {folder!r} is listed twice", path=where, line=line
+        )
+    entry["lesions"][number] = lesion
+
+
+def _open_csv(where: Path, handle) -> tuple[csv.DictReader, list[str], str]:
+    """(reader, header, density column) of one CSV; raises when the header is unusable."""
+    reader = csv.DictReader(handle)
+    header = reader.fieldnames or []
+    byte = _undecodable(header)
+    if byte is not None:
+        raise MammosegDataError(f"not UTF-8 text: byte {byte}", path=where, line=1)
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    density = next((c for c in DENSITY_COLUMNS if c in header), None)
+    if missing or density is None:
+        missing += [] if density else [" or ".join(repr(c) for c in DENSITY_COLUMNS)]
+        raise MammosegDataError(f"missing column(s) {missing}", path=where, line=1)
+    return reader, header, density
+
+
+def read_case_descriptions(
+    csv_paths: Sequence[str | os.PathLike], errors: str = "raise"
+) -> list[Record]:
     """Parse CBIS-DDSM case-description CSVs into one `Record` per full-mammogram file.
 
     Paths stay as the CSVs give them (relative, not yet found on disk); `load_cbis_records`
@@ -142,6 +203,10 @@ def read_case_descriptions(csv_paths: Sequence[str | os.PathLike]) -> list[Recor
 
     Args:
         csv_paths: the CSV files (any of the four official ones, or files with their columns).
+        errors: "raise" (default) stops at the first bad row; "skip" leaves out every bad row
+            and the whole image it belongs to (an image missing one of its abnormalities would
+            be a wrong label), with a `MammosegDataWarning` naming the CSV and line of each and
+            one giving the count. A missing CSV or an unusable header raises either way.
 
     Returns:
         Records sorted by image id (the image's first folder, e.g.
@@ -152,9 +217,11 @@ def read_case_descriptions(csv_paths: Sequence[str | os.PathLike]) -> list[Recor
         "benign"), mass shape and margins or calc type and distribution, and the CSV and line.
 
     Raises:
-        MammosegDataError: a missing file or column, a malformed value, a path leaving the
-            dataset folder (absolute or with ``..``), a repeated abnormality, or rows of one
-            image that disagree; the message names the CSV and line.
+        ValueError: bad ``errors``.
+        MammosegDataError: a missing file or column, a row with too few or too many cells,
+            bytes that are not UTF-8, a malformed value, a path leaving the dataset folder
+            (absolute or with ``..``), a repeated abnormality, or rows of one image that
+            disagree; the message names the CSV and line.
 
     Example:
         >>> records = read_case_descriptions(sorted(Path("cbis-ddsm-csv").glob("*.csv")))
@@ -162,24 +229,19 @@ def read_case_descriptions(csv_paths: Sequence[str | os.PathLike]) -> list[Recor
         >>> len(records), sum(len(r.lesions) for r in records)
         (3103, 3568)
     """
+    check_choice("errors", errors, ERROR_MODES)
     if isinstance(csv_paths, (str, os.PathLike)):
         csv_paths = [csv_paths]
     images: dict[str, dict] = {}
+    bad_rows, dropped = 0, set()
     for csv_path in csv_paths:
         where = Path(csv_path)
         if not where.is_file():
             raise MammosegDataError("case-description CSV not found", path=where)
-        with open(where, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            try:
-                header = reader.fieldnames or []
-            except UnicodeDecodeError as err:
-                raise MammosegDataError(f"not UTF-8 text: {err}", path=where, line=1) from err
-            missing = [c for c in REQUIRED_COLUMNS if c not in header]
-            density = next((c for c in DENSITY_COLUMNS if c in header), None)
-            if missing or density is None:
-                missing += [] if density else [" or ".join(repr(c) for c in DENSITY_COLUMNS)]
-                raise MammosegDataError(f"missing column(s) {missing}", path=where, line=1)
+        # Undecodable bytes become lone surrogates, so the row holding them is named and the
+        # rest of the file stays readable.
+        with open(where, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+            reader, header, density = _open_csv(where, handle)
             while True:
                 line = reader.line_num + 1
                 try:
@@ -187,36 +249,35 @@ def read_case_descriptions(csv_paths: Sequence[str | os.PathLike]) -> list[Recor
                 except StopIteration:
                     break
                 except csv.Error as err:
-                    raise MammosegDataError(f"malformed CSV: {err}", path=where, line=line) from err
-                except UnicodeDecodeError as err:
-                    raise MammosegDataError(
-                        f"not UTF-8 text: {err}", path=where, line=line
-                    ) from err
-                if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
-                    continue
-                cells = len(header) + len(row.get(None, [])) - list(row.values()).count(None)
-                if cells != len(header):
-                    raise MammosegDataError(
-                        f"row has {cells} cells, the header has {len(header)}",
-                        path=where,
-                        line=line,
-                    )
-                folder, image_path, fields, lesion = _parse_row(row, density, where, line)
-                entry = images.setdefault(folder, {"path": image_path, "lesions": {}, **fields})
-                if any(entry[k] != v for k, v in fields.items()) or entry["path"] != image_path:
-                    raise MammosegDataError(
-                        f"rows of image {folder!r} disagree (path, patient, density, side or view)",
-                        path=where,
-                        line=line,
-                    )
-                number = lesion.attributes["abnormality_id"]
-                if number in entry["lesions"]:
-                    raise MammosegDataError(
-                        f"abnormality {number} of image {folder!r} is listed twice",
-                        path=where,
-                        line=line,
-                    )
-                entry["lesions"][number] = lesion
+                    problem = MammosegDataError(f"malformed CSV: {err}", path=where, line=line)
+                    row = {}
+                else:
+                    if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                        continue
+                    try:
+                        _add_row(images, row, header, density, where, line)
+                        continue
+                    except MammosegDataError as err:
+                        problem = err
+                if errors == "raise":
+                    raise problem
+                bad_rows += 1
+                folder = _image_folder(row)
+                dropped.add(folder)
+                also = f", and image {folder!r} with it" if folder else ""
+                warnings.warn(
+                    f"{problem}; row skipped{also} (errors='skip')",
+                    MammosegDataWarning,
+                    stacklevel=2,
+                )
+    dropped.discard(None)
+    if bad_rows:
+        warnings.warn(
+            f"skipped {bad_rows} bad CSV row(s) and the {len(dropped)} image(s) they belong to "
+            "(errors='skip')",
+            MammosegDataWarning,
+            stacklevel=2,
+        )
     return [
         Record(
             image_id=folder,
@@ -229,6 +290,7 @@ def read_case_descriptions(csv_paths: Sequence[str | os.PathLike]) -> list[Recor
             lesions=tuple(entry["lesions"][k] for k in sorted(entry["lesions"])),
         )
         for folder, entry in sorted(images.items())
+        if folder not in dropped
     ]
 
 
@@ -299,6 +361,17 @@ def _aspect_agrees(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return abs((a[0] / a[1]) / (b[0] / b[1]) - 1.0) <= ASPECT_TOLERANCE
 
 
+def _check_not_blank(path: Path) -> None:
+    """Raise if the ROI mask at ``path`` marks no pixel, or every pixel, as lesion."""
+    inside = read_pixels(path) > 0
+    if not inside.any():
+        raise MammosegDataError("the ROI mask is all zero: it marks no lesion pixel", path=path)
+    if inside.all():
+        raise MammosegDataError(
+            "the ROI mask marks every pixel as lesion (one value, not zero)", path=path
+        )
+
+
 def _find_mask(lesion: Lesion, image_shape, disk: _Disk):
     """(mask path or None, crop path or None, problem or None) of one abnormality."""
     names = {lesion.attributes["roi_csv_path"].split("/")[0]}
@@ -309,8 +382,8 @@ def _find_mask(lesion: Lesion, image_shape, disk: _Disk):
     masks, crops = [], []
     for path in candidates:
         shape = read_dicom_header(path)["shape"]
-        binary = len(np.unique(sample_rows(path))) <= 2
-        (masks if binary else crops).append((path, shape))
+        values = np.unique(sample_rows(path))
+        (masks if len(values) <= 2 else crops).append((path, shape, len(values)))
     crop = crops[0][0] if crops else None
     if not masks:
         return (
@@ -324,10 +397,58 @@ def _find_mask(lesion: Lesion, image_shape, disk: _Disk):
             + ", ".join(str(m[0]) for m in masks),
             path=masks[0][0].parent,
         )
-    path, shape = masks[0]
+    path, shape, n_values = masks[0]
+    if n_values == 1:  # the sampled rows may have missed a small lesion: look at every pixel
+        _check_not_blank(path)
     if not _aspect_agrees(shape, image_shape):
         return None, crop, f"mask {shape[0]}x{shape[1]} vs image {image_shape[0]}x{image_shape[1]}"
     return path, crop, None
+
+
+def _resolve_record(record: Record, disk: _Disk, root: Path, measure_masks: bool):
+    """One CSV record found on disk → (record or None, absent items, left-out masks).
+
+    Raises MammosegDataError for a bad file of this image (header, mask, several images).
+    """
+    files = disk.files(record.path)
+    if len(files) > 1:
+        listing = ", ".join(str(p.relative_to(root)) for p in files)
+        raise MammosegDataError(f"several images for {record.image_id}: {listing}", path=root)
+    if not files:
+        first = record.lesions[0].attributes
+        return None, [f"{record.image_id} ({first['csv']} line {first['line']})"], []
+    shape = read_dicom_header(files[0])["shape"]
+    lesions, absent, skipped = [], [], []
+    for lesion in record.lesions:
+        mask, crop, problem = _find_mask(lesion, shape, disk)
+        attributes = dict(lesion.attributes, crop_path=None if crop is None else str(crop))
+        where = f"{record.image_id}_{attributes['abnormality_id']}"
+        if problem == "missing":
+            absent.append(f"{where} ({attributes['csv']} line {attributes['line']})")
+        elif problem is not None:
+            skipped.append(f"{where}: {problem}")
+            attributes["mask_skipped"] = problem
+        elif (mask_shape := read_dicom_header(mask)["shape"]) != shape:
+            attributes["mask_shape"] = mask_shape
+        center = radius = None
+        if mask is not None and measure_masks:
+            center, radius = mask_geometry(read_pixels(mask), shape) or (None, None)
+        lesions.append(
+            replace(
+                lesion,
+                mask_path=None if mask is None else str(mask),
+                center=center,
+                radius=radius,
+                attributes=attributes,
+            )
+        )
+    resolved = replace(record, path=str(files[0]), shape=shape, lesions=tuple(lesions))
+    return resolved, absent, skipped
+
+
+def _listing(items: list[str], limit: int = 20) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 def load_cbis_records(
@@ -335,6 +456,7 @@ def load_cbis_records(
     csv: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     missing: str = "raise",
     measure_masks: bool = False,
+    errors: str = "raise",
 ) -> list[Record]:
     """Load a CBIS-DDSM download: CSV rows resolved to the DICOM files on disk.
 
@@ -347,6 +469,11 @@ def load_cbis_records(
             missing without a mask, with one warning listing them.
         measure_masks: decode every mask to fill each lesion's ``center`` and equal-area
             ``radius`` (reads every mask; `mammoseg.data.cache.build_cache` does it anyway).
+        errors: "raise" (default) stops at the first bad CSV row or file; "skip" leaves out
+            each image with a bad CSV row or a bad file (a DICOM that cannot be read, an
+            all-zero ROI mask, two candidate masks, several images) with a
+            `MammosegDataWarning` naming the file (and line) and loads the rest; a last
+            warning gives how many images were skipped. Missing files follow ``missing``.
 
     Returns:
         Records sorted by image id, with absolute ``path``, ``shape`` from the DICOM header and
@@ -356,15 +483,18 @@ def load_cbis_records(
         resized when read); any other is dropped (``mask_path=None``) with a warning.
 
     Raises:
-        ValueError: bad ``missing``.
+        ValueError: bad ``missing`` or ``errors``.
         MammosegDataError: no CSV, malformed CSVs, files missing (all listed at once), an
-            image folder holding several images.
+            image folder holding several images, a DICOM that cannot be read, an ROI mask that
+            is all zero (or marks every pixel), two candidate masks in one ROI folder; with
+            ``errors="skip"``, only when no image is left.
 
     Example:
         >>> records = load_cbis_records("/data/cbis", csv="/data/cbis-csv")  # doctest: +SKIP
+        >>> records = load_cbis_records("/data/cbis", errors="skip")  # doctest: +SKIP
     """
-    if missing not in ("raise", "skip"):
-        raise ValueError(f"`missing` must be 'raise' or 'skip', received {missing!r}")
+    check_choice("missing", missing, ("raise", "skip"))
+    check_choice("errors", errors, ERROR_MODES)
     root = Path(root)
     if not root.is_dir():
         raise MammosegDataError("dataset folder does not exist", path=root)
@@ -377,59 +507,51 @@ def load_cbis_records(
             )
         csv = found
     disk = _Disk(root)
-    records, absent, skipped = [], [], []
-    for record in read_case_descriptions(csv):
-        files = disk.files(record.path)
-        if len(files) > 1:
-            listing = ", ".join(str(p.relative_to(root)) for p in files)
-            raise MammosegDataError(f"several images for {record.image_id}: {listing}", path=root)
-        if not files:
-            first = record.lesions[0].attributes
-            absent.append(f"{record.image_id} ({first['csv']} line {first['line']})")
-            continue
-        shape = read_dicom_header(files[0])["shape"]
-        lesions = []
-        for lesion in record.lesions:
-            mask, crop, problem = _find_mask(lesion, shape, disk)
-            attributes = dict(lesion.attributes, crop_path=None if crop is None else str(crop))
-            where = f"{record.image_id}_{attributes['abnormality_id']}"
-            if problem == "missing":
-                absent.append(f"{where} ({attributes['csv']} line {attributes['line']})")
-            elif problem is not None:
-                skipped.append(f"{where}: {problem}")
-                attributes["mask_skipped"] = problem
-            elif (mask_shape := read_dicom_header(mask)["shape"]) != shape:
-                attributes["mask_shape"] = mask_shape
-            center = radius = None
-            if mask is not None and measure_masks:
-                from mammoseg.data.records import read_pixels
-
-                center, radius = mask_geometry(read_pixels(mask), shape) or (None, None)
-            lesions.append(
-                replace(
-                    lesion,
-                    mask_path=None if mask is None else str(mask),
-                    center=center,
-                    radius=radius,
-                    attributes=attributes,
-                )
+    records, absent, skipped, bad = [], [], [], []
+    listed = read_case_descriptions(csv, errors=errors)
+    for record in listed:
+        try:
+            resolved, record_absent, record_skipped = _resolve_record(
+                record, disk, root, measure_masks
             )
-        records.append(replace(record, path=str(files[0]), shape=shape, lesions=tuple(lesions)))
+        except MammosegDataError as err:
+            if errors == "raise":
+                raise
+            bad.append(record.image_id)
+            warnings.warn(
+                f"{err}; skipped image {record.image_id} (errors='skip')",
+                MammosegDataWarning,
+                stacklevel=2,
+            )
+            continue
+        absent += record_absent
+        skipped += record_skipped
+        if resolved is not None:
+            records.append(resolved)
     if absent:
-        listing = ", ".join(absent[:20]) + (
-            f" and {len(absent) - 20} more" if len(absent) > 20 else ""
-        )
         if missing == "raise":
             raise MammosegDataError(
                 f"{len(absent)} image or ROI folder(s) listed in the CSVs are not on disk: "
-                f"{listing}; pass missing='skip' to load the others",
+                f"{_listing(absent)}; pass missing='skip' to load the others",
                 path=root,
             )
-        warnings.warn(f"{root}: skipped {len(absent)} missing file(s): {listing}", stacklevel=2)
+        warnings.warn(
+            f"{root}: skipped {len(absent)} missing file(s): {_listing(absent)}",
+            MammosegDataWarning,
+            stacklevel=2,
+        )
     if skipped:
         warnings.warn(
             f"{root}: {len(skipped)} ROI mask(s) left out (aspect ratio differs from the image "
             f"by more than {ASPECT_TOLERANCE:.0%}, or no mask found): " + "; ".join(skipped),
+            MammosegDataWarning,
+            stacklevel=2,
+        )
+    if bad:
+        warnings.warn(
+            f"{root}: skipped {len(bad)} of {len(listed)} image(s) with a bad file "
+            f"(errors='skip'): {_listing(bad)}",
+            MammosegDataWarning,
             stacklevel=2,
         )
     if not records:

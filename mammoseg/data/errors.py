@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from os import PathLike
 
+# What a loader does with a bad file or line: "raise" stops at the first, "skip" leaves the item
+# out with a `MammosegDataWarning` naming it and loads the rest.
+ERROR_MODES = ("raise", "skip")
+
 
 class MammosegDataError(ValueError):
     """A data file is missing, malformed or inconsistent.
@@ -34,3 +38,16 @@ class MammosegDataError(ValueError):
             where = self.path if line is None else f"{self.path} line {line}"
             where += ": "
         super().__init__(where + message)
+
+
+class MammosegDataWarning(UserWarning):
+    """A data file was left out or changed because the caller asked for that (``errors="skip"``).
+
+    The message names the file and, where there is one, the line, as `MammosegDataError` does.
+    A subclass of `UserWarning`, so ``warnings.simplefilter("error", MammosegDataWarning)`` turns
+    every skip into an exception and everything else keeps working.
+
+    Example:
+        >>> import warnings
+        >>> warnings.warn("Info.txt line 9: skipped", MammosegDataWarning)  # doctest: +SKIP
+    """

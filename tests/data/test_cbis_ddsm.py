@@ -14,6 +14,7 @@ import pytest
 from mammoseg.data import MammosegDataError, load_mask, load_records
 from mammoseg.data.cbis_ddsm import mask_geometry, read_case_descriptions
 from mammoseg.data.dicom import read_dicom, write_dicom
+from mammoseg.data.errors import MammosegDataWarning
 from mammoseg.data.phantom_cbis import HEADERS, write_cbis_phantom
 
 CSV_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "cbis-ddsm-csv"
@@ -221,7 +222,9 @@ def test_mask_of_another_aspect_is_skipped_with_warning(tmp_path, phantom_root):
     record = load_records("cbis-ddsm", root)[2]
     height, width = record.shape
     path = Path(record.lesions[0].mask_path)
-    write_dicom(path, np.zeros((height, width // 2), np.uint8))  # still two values at most
+    narrow = np.zeros((height, width // 2), np.uint8)
+    narrow[10:20, 10:20] = 255  # still two values at most
+    write_dicom(path, narrow)
     with pytest.warns(UserWarning, match=f"{record.image_id}_1: mask {height}x{width // 2}"):
         again = load_records("cbis-ddsm", root)[2]
     assert again.lesions[0].mask_path is None and "mask_skipped" in again.lesions[0].attributes
@@ -230,8 +233,16 @@ def test_mask_of_another_aspect_is_skipped_with_warning(tmp_path, phantom_root):
 def test_loader_arguments(tmp_path, phantom_root):
     with pytest.raises(MammosegDataError, match="no case-description CSVs"):
         load_records("cbis-ddsm", tmp_path)
-    with pytest.raises(ValueError, match="`missing` must be 'raise' or 'skip'"):
+    with pytest.raises(
+        ValueError,
+        match=r"`missing` must be one of \('raise', 'skip'\), received 'ignore'",
+    ):
         load_records("cbis-ddsm", phantom_root, missing="ignore")
+    with pytest.raises(
+        ValueError,
+        match=r"`errors` must be one of \('raise', 'skip'\), received 'skipp'; did you mean 'skip'",
+    ):
+        load_records("cbis-ddsm", phantom_root, errors="skipp")
     by_folder = load_records("cbis-ddsm", phantom_root, csv=phantom_root)
     assert [r.image_id for r in by_folder] == sorted(r.image_id for r in by_folder)
     with pytest.raises(ValueError, match="`naming` must be one of"):
@@ -257,3 +268,120 @@ def test_short_row_and_undecodable_csv(tmp_path):
     path.write_bytes(path.read_bytes().replace(b"P_", b"\xff\xfe", 1))
     with pytest.raises(MammosegDataError, match=r"train_set.csv line \d+: not UTF-8 text"):
         read_case_descriptions([path])
+
+
+# --------------------------------------------------------------------------- bad files (issue 15)
+
+
+def _copy(phantom_root, tmp_path) -> tuple[Path, list]:
+    root = Path(shutil.copytree(phantom_root, tmp_path / "copy"))
+    return root, load_records("cbis-ddsm", root)
+
+
+def test_all_zero_roi_mask_is_an_error_naming_the_file(tmp_path, phantom_root):
+    root, records = _copy(phantom_root, tmp_path)
+    record = records[1]
+    path = Path(record.lesions[0].mask_path)
+    shape = read_dicom(path)[0].shape
+    write_dicom(path, np.zeros(shape, np.uint8))
+    with pytest.raises(MammosegDataError) as info:
+        load_records("cbis-ddsm", root)
+    assert str(info.value) == f"{path}: the ROI mask is all zero: it marks no lesion pixel"
+
+
+def test_mask_whose_lesion_the_sampled_rows_miss_is_not_blank(tmp_path, phantom_root):
+    # sample_rows reads 32 of the mask's rows; a lesion on one other row is still a lesion.
+    root, records = _copy(phantom_root, tmp_path)
+    path = Path(records[1].lesions[0].mask_path)
+    shape = read_dicom(path)[0].shape
+    sampled = set(np.linspace(0, shape[0] - 1, 32).round().astype(int))
+    row = next(r for r in range(shape[0]) if r not in sampled)
+    mask = np.zeros(shape, np.uint8)
+    mask[row, 5:9] = 255
+    write_dicom(path, mask)
+    again = load_records("cbis-ddsm", root)[1]
+    assert again.lesions[0].mask_path == str(path)
+
+
+def test_all_one_roi_mask_is_an_error(tmp_path, phantom_root):
+    root, records = _copy(phantom_root, tmp_path)
+    path = Path(records[0].lesions[0].mask_path)
+    write_dicom(path, np.full(read_dicom(path)[0].shape, 255, np.uint8))
+    with pytest.raises(MammosegDataError, match="the ROI mask marks every pixel as lesion") as info:
+        load_records("cbis-ddsm", root)
+    assert str(info.value).startswith(str(path))
+
+
+def test_one_bad_dicom_among_many_is_skipped_when_asked(tmp_path, phantom_root):
+    root, records = _copy(phantom_root, tmp_path)
+    bad_image, bad_mask = records[2], records[5]
+    Path(bad_image.path).write_bytes(b"DICM? no: a torn download")
+    mask_path = Path(bad_mask.lesions[0].mask_path)
+    write_dicom(mask_path, np.zeros(read_dicom(mask_path)[0].shape, np.uint8))
+    with pytest.raises(MammosegDataError) as info:
+        load_records("cbis-ddsm", root)
+    assert str(info.value).startswith(f"{bad_image.path}: ")
+    with pytest.warns(MammosegDataWarning) as caught:
+        kept = load_records("cbis-ddsm", root, errors="skip")
+    assert [r.image_id for r in kept] == [
+        r.image_id for r in records if r.image_id not in (bad_image.image_id, bad_mask.image_id)
+    ]
+    assert kept == [r for r in records if r not in (bad_image, bad_mask)]
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 3
+    assert messages[0].startswith(f"{bad_image.path}: ")
+    assert messages[0].endswith(f"; skipped image {bad_image.image_id} (errors='skip')")
+    assert messages[1] == (
+        f"{mask_path}: the ROI mask is all zero: it marks no lesion pixel; "
+        f"skipped image {bad_mask.image_id} (errors='skip')"
+    )
+    assert messages[2] == (
+        f"{root}: skipped 2 of {len(records)} image(s) with a bad file (errors='skip'): "
+        f"{bad_image.image_id}, {bad_mask.image_id}"
+    )
+
+
+def test_every_image_bad_is_still_an_error_with_skip(tmp_path):
+    root = write_cbis_phantom(tmp_path / "one", 1, seed=2, size=96, progress=False)
+    (image,) = load_records("cbis-ddsm", root)
+    Path(image.path).write_bytes(b"garbage")
+    with pytest.warns(MammosegDataWarning) as caught:
+        with pytest.raises(MammosegDataError, match="empty dataset"):
+            load_records("cbis-ddsm", root, errors="skip")
+    assert str(caught[0].message).startswith(f"{image.path}: not a DICOM file")
+    assert "skipped 1 of 1 image(s) with a bad file" in str(caught[-1].message)
+
+
+def test_bad_csv_rows_are_skipped_with_their_image_when_asked(tmp_path):
+    other = "Mass-Training_P_00002_RIGHT_MLO"
+    good = _row(
+        patient_id="P_00002",
+        left_or_right_breast="RIGHT",
+        image_view="MLO",
+        image_file_path=f"{other}/a/b/000000.dcm",
+        cropped_image_file_path=f"{other}_1/c/d/000000.dcm",
+        ROI_mask_file_path=f"{other}_1/c/d/000001.dcm\n",
+    )
+    # P_00001 LEFT CC: abnormality 1 is fine, abnormality 2 (lines 4-5) has a bad subtlety;
+    # keeping the image with one of its two lesions would be a wrong label, so it goes.
+    rows = [_row(), _row(abnormality_id="2", subtlety="high"), good, ["P_9", "x"]]
+    path = _write_csv(tmp_path / "mass.csv", rows)
+    first = b"".join(path.read_bytes().splitlines(keepends=True)[1:3])  # lines 2-3, row 1
+    with open(path, "ab") as handle:  # lines 9-10: row 1 again, with a byte that is not UTF-8
+        handle.write(first.replace(b"OVAL", b"OV\xffL"))
+    with pytest.raises(MammosegDataError, match=r"mass.csv line 4: 'subtlety' must be an integer"):
+        read_case_descriptions([path])
+    with pytest.warns(MammosegDataWarning) as caught:
+        records = read_case_descriptions([path], errors="skip")
+    assert [r.image_id for r in records] == [other]
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 4
+    assert messages[0] == (
+        f"{path} line 4: 'subtlety' must be an integer, found 'high'; row skipped, and image "
+        "'Mass-Training_P_00001_LEFT_CC' with it (errors='skip')"
+    )
+    assert messages[1].startswith(f"{path} line 8: row has 2 cells, the header has 14; row ")
+    assert messages[2].startswith(f"{path} line 9: not UTF-8 text: byte 0xff; row skipped")
+    assert (
+        messages[3] == "skipped 3 bad CSV row(s) and the 1 image(s) they belong to (errors='skip')"
+    )
