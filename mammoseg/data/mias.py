@@ -27,7 +27,8 @@ import warnings
 from collections import OrderedDict
 from pathlib import Path
 
-from mammoseg.data.errors import MammosegDataError
+from mammoseg.checks import check_choice
+from mammoseg.data.errors import ERROR_MODES, MammosegDataError, MammosegDataWarning
 from mammoseg.data.pgm import read_pgm_shape
 from mammoseg.data.records import Lesion, Record
 
@@ -112,19 +113,63 @@ def _parse_line(fields: list[str], where: Path, lineno: int, text: str):
     )
 
 
+def _add_line(entries: OrderedDict, normal: set, fields: list, where: Path, lineno: int, line: str):
+    """Check one data line and add it to ``entries`` (refnum → tissue, lesions, first line)."""
+    if len(fields) < 3:
+        raise MammosegDataError(
+            f"expected 3, 4, 6 or 7 fields, found {len(fields)}: {line.strip()!r}",
+            path=where,
+            line=lineno,
+        )
+    refnum, tissue, lesion = _parse_line(fields, where, lineno, line)
+    if refnum in entries and entries[refnum][0] != tissue:
+        known_tissue, _, first = entries[refnum]
+        raise MammosegDataError(
+            f"{refnum} has tissue {tissue!r} here but {known_tissue!r} on line {first}",
+            path=where,
+            line=lineno,
+        )
+    if (lesion is not None and refnum in normal) or (
+        lesion is None and refnum in entries and entries[refnum][1]
+    ):
+        raise MammosegDataError(
+            f"{refnum} is listed as NORM but also has abnormalities", path=where, line=lineno
+        )
+    entries.setdefault(refnum, (tissue, [], lineno))
+    if lesion is not None:
+        entries[refnum][1].append((lesion, lineno))
+    else:
+        normal.add(refnum)
+
+
 def parse_info(
-    info_path: str | os.PathLike,
+    info_path: str | os.PathLike, errors: str = "raise"
 ) -> OrderedDict[str, tuple[str, list[tuple[Lesion, int]], int]]:
     """Parse a MIAS `Info.txt` → {refnum: (tissue, [(lesion, line number)], first line number)},
     in file order.
 
     Lesion centres here still hold MIAS (y, x) with y from the bottom; `read_mias` converts them
-    to (row, col) once it knows each image's height.
+    to (row, col) once it knows each image's height. A byte-order mark and CRLF, LF or CR line
+    endings are read alike.
+
+    Args:
+        info_path: the `Info.txt` file.
+        errors: "raise" (default) stops at the first malformed data line; "skip" leaves out
+            each malformed line and every line of the image it names (an image missing one of
+            its lesions would be a wrong label), with a `MammosegDataWarning` naming the file
+            and line of each and one giving the count.
 
     Raises:
+        ValueError: bad ``errors``.
         MammosegDataError: a malformed data line (file and line named), an image listed with two
-            different tissues, or a file without any data line.
+            different tissues, or a file without any (good) data line.
+
+    Example:
+        >>> entries = parse_info("../shared/data/mias-dev/Info.txt")  # doctest: +SKIP
+        >>> entries["mdb001"][0], entries["mdb001"][2]
+        ('G', 104)
     """
+    check_choice("errors", errors, ERROR_MODES)
     info_path = Path(info_path)
     try:
         raw = info_path.read_bytes()
@@ -134,42 +179,74 @@ def parse_info(
     text = raw.removeprefix(b"\xef\xbb\xbf").decode("latin-1")
     entries: OrderedDict[str, tuple[str, list[tuple[Lesion, int]], int]] = OrderedDict()
     normal: set[str] = set()
+    bad_lines, dropped = 0, set()
     for lineno, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         # The header is free text; data lines start with a reference number, or look like one
         # whose reference is mistyped (`mbd001 G CIRC ...`): those are errors, not header.
         if not fields or not (fields[0].lower().startswith("mdb") or _looks_like_data(fields)):
             continue
-        if len(fields) < 3:
-            raise MammosegDataError(
-                f"expected 3, 4, 6 or 7 fields, found {len(fields)}: {line.strip()!r}",
-                path=info_path,
-                line=lineno,
+        try:
+            _add_line(entries, normal, fields, info_path, lineno, line)
+        except MammosegDataError as err:
+            if errors == "raise":
+                raise
+            bad_lines += 1
+            refnum = fields[0] if _REFNUM.match(fields[0]) else None
+            also = f", and image {refnum} with it" if refnum else ""
+            dropped.add(refnum)
+            warnings.warn(
+                f"{err}; line skipped{also} (errors='skip')", MammosegDataWarning, stacklevel=2
             )
-        refnum, tissue, lesion = _parse_line(fields, info_path, lineno, line)
-        if refnum in entries:
-            known_tissue, lesions, first = entries[refnum]
-            if known_tissue != tissue:
-                raise MammosegDataError(
-                    f"{refnum} has tissue {tissue!r} here but {known_tissue!r} on line {first}",
-                    path=info_path,
-                    line=lineno,
-                )
-        else:
-            entries[refnum] = (tissue, [], lineno)
-        if (lesion is not None and refnum in normal) or (lesion is None and entries[refnum][1]):
-            raise MammosegDataError(
-                f"{refnum} is listed as NORM but also has abnormalities",
-                path=info_path,
-                line=lineno,
-            )
-        if lesion is not None:
-            entries[refnum][1].append((lesion, lineno))
-        else:
-            normal.add(refnum)
+    dropped.discard(None)
+    for refnum in dropped:
+        entries.pop(refnum, None)
+    if bad_lines:
+        warnings.warn(
+            f"{info_path}: skipped {bad_lines} bad line(s) and the {len(dropped)} image(s) they "
+            "name (errors='skip')",
+            MammosegDataWarning,
+            stacklevel=2,
+        )
     if not entries:
         raise MammosegDataError("no data lines (mdbNNN ...) found", path=info_path)
     return entries
+
+
+def _record(refnum, tissue, lesions, image_path: Path, info_path: Path, source: str) -> Record:
+    """One image's record, lesion centres turned into (row, col) with the PGM's height."""
+    height, width = read_pgm_shape(image_path)
+    placed = []
+    for lesion, lineno in lesions:
+        if lesion.center is not None:
+            y, x = lesion.center
+            if not (0 <= x < width and 0 < y <= height):
+                raise MammosegDataError(
+                    f"{refnum}: lesion centre x={x:g}, y={y:g} lies outside the "
+                    f"{width}x{height} image",
+                    path=info_path,
+                    line=lineno,
+                )
+            lesion = Lesion(
+                lesion.kind,
+                lesion.pathology,
+                center=(height - y, x),
+                radius=lesion.radius,
+                attributes=lesion.attributes,
+            )
+        placed.append(lesion)
+    number = int(refnum[3:])
+    return Record(
+        image_id=refnum,
+        patient_id=patient_of(refnum),
+        source=source,
+        path=str(image_path),
+        tissue=tissue,
+        laterality="R" if number % 2 else "L",
+        view="MLO",
+        lesions=tuple(placed),
+        shape=(height, width),
+    )
 
 
 def read_mias(
@@ -177,6 +254,7 @@ def read_mias(
     missing: str = "raise",
     info_name: str = "Info.txt",
     source: str = "mias",
+    errors: str = "raise",
 ) -> list[Record]:
     """Read a MIAS-layout folder (`Info.txt` + `mdbNNN.pgm`) into `Record`s.
 
@@ -188,69 +266,57 @@ def read_mias(
             with a warning that lists every missing image.
         info_name: name of the description file.
         source: value of `Record.source` ("mias", or "phantom" for the built-in data).
+        errors: "raise" (default) stops at the first malformed line or PGM; "skip" leaves out
+            each image with a malformed line (see `parse_info`), a broken PGM header or a
+            lesion centre outside the image, with a `MammosegDataWarning` naming the file
+            (and line) of each, and one giving how many images were skipped.
 
     Returns:
         One record per image, in `Info.txt` order, lesions in line order.
 
     Raises:
+        ValueError: bad ``missing`` or ``errors``.
         MammosegDataError: root or `Info.txt` missing, a malformed line, a listed image missing
             (unless ``missing="skip"``), a PGM whose header is broken, or a lesion centre outside
-            its image.
+            its image (unless ``errors="skip"``); no image left.
 
     Example:
         >>> records = read_mias("../shared/data/mias-dev")  # doctest: +SKIP
         >>> records[0].lesions[0].center, records[0].lesions[0].radius
         ((599.0, 535.0), 197.0)
+        >>> records = read_mias("my-mias", errors="skip")  # doctest: +SKIP
     """
-    if missing not in ("raise", "skip"):
-        raise ValueError(f"`missing` must be 'raise' or 'skip', received {missing!r}")
+    check_choice("missing", missing, ("raise", "skip"))
+    check_choice("errors", errors, ERROR_MODES)
     root = Path(root)
     if not root.is_dir():
         raise MammosegDataError("dataset folder does not exist", path=root)
     info_path = root / info_name
     if not info_path.is_file():
         raise MammosegDataError(f"no {info_name} in the dataset folder", path=root)
-    entries = parse_info(info_path)
+    entries = parse_info(info_path, errors=errors)
 
-    records, absent = [], []
+    records, absent, bad = [], [], []
     for refnum, (tissue, lesions, first_line) in entries.items():
         image_path = root / f"{refnum}.pgm"
         if not image_path.is_file():
             absent.append((refnum, first_line))
             continue
-        height, width = read_pgm_shape(image_path)
-        placed = []
-        for lesion, lineno in lesions:
-            if lesion.center is not None:
-                y, x = lesion.center
-                if not (0 <= x < width and 0 < y <= height):
-                    raise MammosegDataError(
-                        f"{refnum}: lesion centre x={x:g}, y={y:g} lies outside the "
-                        f"{width}x{height} image",
-                        path=info_path,
-                        line=lineno,
-                    )
-                lesion = Lesion(
-                    lesion.kind,
-                    lesion.pathology,
-                    center=(height - y, x),
-                    radius=lesion.radius,
-                    attributes=lesion.attributes,
-                )
-            placed.append(lesion)
-        number = int(refnum[3:])
-        records.append(
-            Record(
-                image_id=refnum,
-                patient_id=patient_of(refnum),
-                source=source,
-                path=str(image_path),
-                tissue=tissue,
-                laterality="R" if number % 2 else "L",
-                view="MLO",
-                lesions=tuple(placed),
-                shape=(height, width),
+        try:
+            records.append(_record(refnum, tissue, lesions, image_path, info_path, source))
+        except MammosegDataError as err:
+            if errors == "raise":
+                raise
+            bad.append(refnum)
+            warnings.warn(
+                f"{err}; skipped image {refnum} (errors='skip')", MammosegDataWarning, stacklevel=2
             )
+    if bad:
+        warnings.warn(
+            f"{info_path}: skipped {len(bad)} of {len(entries)} image(s) with a bad PGM or "
+            f"lesion (errors='skip'): {', '.join(bad)}",
+            MammosegDataWarning,
+            stacklevel=2,
         )
     if absent:
         listing = ", ".join(f"{ref} (line {line})" for ref, line in absent)
@@ -262,6 +328,7 @@ def read_mias(
             )
         warnings.warn(
             f"{info_path}: skipped {len(absent)} listed image(s) not on disk: {listing}",
+            MammosegDataWarning,
             stacklevel=2,
         )
     if not records:

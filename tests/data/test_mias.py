@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import mammoseg.data as data
-from mammoseg.data.errors import MammosegDataError
+from mammoseg.data.errors import MammosegDataError, MammosegDataWarning
 from mammoseg.data.mias import CLASS_TO_KIND, parse_info, patient_of, read_mias
 from mammoseg.data.pgm import write_pgm
 from mammoseg.data.records import load_image, load_instance_masks, load_mask
@@ -393,8 +393,15 @@ def test_truncated_pgm_pixels(tmp_path):
 
 
 def test_invalid_missing_argument(mias_root):
-    with pytest.raises(ValueError, match="`missing` must be 'raise' or 'skip', received 'ignore'"):
+    with pytest.raises(
+        ValueError, match=r"`missing` must be one of \('raise', 'skip'\), received 'ignore'"
+    ):
         read_mias(mias_root, missing="ignore")
+    with pytest.raises(
+        ValueError,
+        match=r"`errors` must be one of \('raise', 'skip'\), received 'Skip'; did you mean 'skip'",
+    ):
+        read_mias(mias_root, errors="Skip")
 
 
 @pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
@@ -408,3 +415,62 @@ def test_byte_order_mark_and_line_endings(tmp_path, bom, newline):
     assert [r.image_id for r in records][:2] == ["mdb001", "mdb002"]
     assert len(records) == 10
     assert records[0].lesions[0].center == (44.0, 10.0)
+
+
+# --------------------------------------------------------------------------- errors="skip"
+
+
+def test_bad_lines_are_skipped_with_their_image_when_asked(tmp_path):
+    # line 14 (mdb005's second lesion) has a NaN x: mdb005 goes whole, its good line 13 too,
+    # since keeping one of its two lesions would be a wrong label. Line 20 is mistyped (mbd011).
+    lines = [*LINES]
+    lines[5] = "mdb005 F MISC B nan 30 4"
+    lines.append("mbd011 G CIRC B 10 20 5")
+    write_info(tmp_path, lines)
+    write_images(tmp_path, SHAPES)
+    with pytest.raises(MammosegDataError, match=r"Info.txt line 14: x must be a finite number"):
+        read_mias(tmp_path)
+    with pytest.warns(MammosegDataWarning) as caught:
+        records = read_mias(tmp_path, errors="skip")
+    ids = [r.image_id for r in records]
+    assert ids == [f"mdb{n:03d}" for n in range(1, 11) if n != 5]
+    info = tmp_path / "Info.txt"
+    messages = [str(w.message) for w in caught]
+    assert messages == [
+        f"{info} line 14: x must be a finite number, found nan: 'mdb005 F MISC B nan 30 4'; "
+        "line skipped, and image mdb005 with it (errors='skip')",
+        f"{info} line 20: reference number 'mbd011' is not of the form mdbNNN: "
+        "'mbd011 G CIRC B 10 20 5'; line skipped (errors='skip')",
+        f"{info}: skipped 2 bad line(s) and the 1 image(s) they name (errors='skip')",
+    ]
+
+
+def test_bad_pgm_and_lesion_outside_are_skipped_when_asked(tmp_path):
+    lines = [*LINES]
+    lines[0] = "mdb001 G CIRC B 70 20 5"  # x = 70 in a 64-wide image
+    write_info(tmp_path, lines)
+    write_images(tmp_path, SHAPES)
+    (tmp_path / "mdb004.pgm").write_bytes(b"P5\n64")
+    with pytest.warns(MammosegDataWarning) as caught:
+        records = read_mias(tmp_path, errors="skip")
+    assert [r.image_id for r in records] == [f"mdb{n:03d}" for n in range(1, 11) if n not in (1, 4)]
+    info = tmp_path / "Info.txt"
+    messages = [str(w.message) for w in caught]
+    assert messages[0] == (
+        f"{info} line 9: mdb001: lesion centre x=70, y=20 lies outside the 64x64 image; "
+        "skipped image mdb001 (errors='skip')"
+    )
+    assert messages[1].startswith(f"{tmp_path / 'mdb004.pgm'}: truncated PGM header")
+    assert messages[1].endswith("; skipped image mdb004 (errors='skip')")
+    assert messages[2] == (
+        f"{info}: skipped 2 of 10 image(s) with a bad PGM or lesion (errors='skip'): mdb001, mdb004"
+    )
+
+
+def test_every_line_bad_is_still_an_error_with_skip(tmp_path):
+    write_info(tmp_path, ["mdb001 G CIRC B 10 20 -5"])
+    with pytest.warns(MammosegDataWarning) as caught:
+        with pytest.raises(MammosegDataError, match=r"no data lines \(mdbNNN \.\.\.\) found"):
+            read_mias(tmp_path, errors="skip")
+    assert "line 9: radius must be positive, found -5" in str(caught[0].message)
+    assert "skipped 1 bad line(s) and the 1 image(s)" in str(caught[1].message)
