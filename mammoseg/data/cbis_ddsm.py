@@ -31,7 +31,7 @@ import numpy as np
 from mammoseg.checks import check_choice
 from mammoseg.data.dicom import read_dicom_header, sample_rows
 from mammoseg.data.errors import ERROR_MODES, MammosegDataError, MammosegDataWarning
-from mammoseg.data.records import Lesion, Record, read_pixels
+from mammoseg.data.records import Lesion, Record, read_mask, read_pixels
 
 CSV_NAMES = (
     "mass_case_description_train_set.csv",
@@ -363,10 +363,7 @@ def _aspect_agrees(a: tuple[int, int], b: tuple[int, int]) -> bool:
 
 def _check_not_blank(path: Path) -> None:
     """Raise if the ROI mask at ``path`` marks no pixel, or every pixel, as lesion."""
-    inside = read_pixels(path) > 0
-    if not inside.any():
-        raise MammosegDataError("the ROI mask is all zero: it marks no lesion pixel", path=path)
-    if inside.all():
+    if read_mask(path).all():
         raise MammosegDataError(
             "the ROI mask marks every pixel as lesion (one value, not zero)", path=path
         )

@@ -146,6 +146,23 @@ def read_pixels(path: str | os.PathLike) -> np.ndarray:
     return (array.astype(np.float32) / np.float32(scale)).clip(0.0, 1.0)
 
 
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read an ROI mask file as booleans (any value > 0 is lesion), shape (height, width).
+
+    Raises:
+        MammosegDataError: the file cannot be read, or it marks no pixel (an all-zero mask
+            would silently teach "no lesion here"); the message names the file.
+
+    Example:
+        >>> read_mask("Mass-Training_P_00001_LEFT_CC_1/000001.dcm").any()  # doctest: +SKIP
+        True
+    """
+    inside = read_pixels(path) > 0
+    if not inside.any():
+        raise MammosegDataError("the ROI mask is all zero: it marks no lesion pixel", path=path)
+    return inside
+
+
 def image_shape(record: Record) -> tuple[int, int]:
     """(height, width) of the record's image file, from the record or the file header."""
     if record.shape is not None:
@@ -181,7 +198,7 @@ def draw_circle(
 
 def _lesion_mask(record: Record, lesion: Lesion, target: tuple[int, int]) -> np.ndarray:
     if lesion.mask_path is not None:
-        return resample_mask(read_pixels(lesion.mask_path) > 0, target)
+        return resample_mask(read_mask(lesion.mask_path), target)
     return draw_circle(target, lesion.center, lesion.radius, image_shape(record))
 
 

@@ -1,11 +1,13 @@
 """Record, Lesion and their conversion to arrays; the `mammoseg.data` entry points."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
 import mammoseg.data as data
-from mammoseg.data.errors import MammosegDataError
+from mammoseg.data.errors import MammosegDataError, MammosegDataWarning
 from mammoseg.data.pgm import write_pgm
 from mammoseg.data.records import (
     Lesion,
@@ -291,3 +293,31 @@ def test_oversample_attribute_is_the_function_after_its_module_is_imported():
 
     assert data.oversample is module.oversample
     assert data.oversample is module.oversample  # and it stays so on a second access
+
+
+def test_load_mask_refuses_an_all_zero_mask_file(tmp_path):
+    # A record built by hand (or by an older cache) whose mask file marks nothing: drawing it
+    # would label a lesion image as lesion-free without a word.
+    blank = tmp_path / "blank.pgm"
+    write_pgm(blank, np.zeros((8, 8), np.uint8))
+    lesion = Lesion("mass", "benign", mask_path=str(blank))
+    record = Record("x", "p", "cbis-ddsm", str(blank), lesions=(lesion,), shape=(8, 8))
+    with pytest.raises(MammosegDataError) as info:
+        load_mask(record)
+    assert str(info.value) == f"{blank}: the ROI mask is all zero: it marks no lesion pixel"
+    write_pgm(blank, np.pad(np.full((2, 2), 255, np.uint8), 3))
+    assert load_mask(record).sum() == 4
+
+
+def test_load_records_passes_errors_on_to_the_reader(tmp_path):
+    from mammoseg.data.phantom_cbis import write_cbis_phantom
+
+    root = write_cbis_phantom(tmp_path / "cbis", 2, seed=4, size=96, progress=False)
+    first, second = data.load_records("cbis-ddsm", root)
+    Path(first.path).write_bytes(b"not a DICOM")
+    with pytest.raises(MammosegDataError, match="not a DICOM file"):
+        data.load_records("cbis-ddsm", root)
+    with pytest.warns(MammosegDataWarning, match=f"skipped image {first.image_id}"):
+        assert data.load_records("cbis-ddsm", root, errors="skip") == [second]
+    with pytest.raises(ValueError, match=r"`errors` must be one of \('raise', 'skip'\)"):
+        data.load_records("cbis-ddsm", root, errors="ignore")
