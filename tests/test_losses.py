@@ -201,3 +201,107 @@ def test_zero_smooth_is_rejected(cls):
     # smooth = 0 with an empty truth and an exact-zero prediction is 0/0: the loss was NaN.
     with pytest.raises(ValueError, match="`smooth`"):
         cls(smooth=0.0)
+
+
+# Issue #20: values, not just finiteness. With logits ±1e4 the sigmoid is exactly 0 or 1 and a
+# wrong pixel costs exactly 1e4 nats (right pixels 0), so every value below is exact.
+# Batch: image 0 TRUTH vs PRED (TP 2, FP 2, FN 1), image 1 no tumour vs PRED (FP 4); the loss is
+# the mean of the two images.
+WRONG_AT_EXTREMES = {
+    # (1.5e6 · 1e4 [the missed tumour pixel] + 2 · 1e4) / 9 and 4 · 1e4 / 9
+    "weighted_binary_crossentropy": (1.5e10 + 2e4 + 4e4) / 18,
+    # 1 - (2·2 + 1) / (2·2 + 2 + 1 + 1) = 3/8 and 1 - 1 / (4 + 1) = 4/5
+    "dice_loss": (3 / 8 + 4 / 5) / 2,
+    # α_t (1 - p_t)² · 1e4 per wrong pixel: (0.25 + 2 · 0.75) · 1e4 / 9 and 4 · 0.75 · 1e4 / 9
+    "binary_focal_loss": (1.75e4 + 3e4) / 18,
+    # 1 - (2 + 1) / (2 + 0.3·2 + 0.7·1 + 1) and 1 - 1 / (0.3·4 + 1)
+    "tversky_loss": (1.3 / 4.3 + 1.2 / 2.2) / 2,
+    "focal_tversky_loss": ((1.3 / 4.3) ** 0.75 + (1.2 / 2.2) ** 0.75) / 2,
+    # Dice as above + BCE (3 · 1e4 / 9 and 4 · 1e4 / 9)
+    "dice_bce_loss": (3 / 8 + 4 / 5) / 2 + 7e4 / 18,
+}
+
+
+@pytest.mark.parametrize("loss", ALL_LOSSES, ids=lambda loss: loss.name)
+def test_values_at_extremes_with_logits(loss):
+    config = loss.get_config()
+    if "losses" in config:
+        loss = L.dice_bce_loss(from_logits=True)
+    else:
+        loss = type(loss).from_config({**config, "from_logits": True})
+    y = batch(TRUTH, np.zeros((3, 3), "float32"))
+    wrong = np.where(batch(PRED, PRED) > 0, 1e4, -1e4).astype("float32")
+    perfect = (y * 2e4 - 1e4).astype("float32")
+    expected = WRONG_AT_EXTREMES[loss.name]
+    np.testing.assert_allclose(float(loss(y, wrong)), expected, rtol=1e-5)
+    # A perfect prediction costs nothing (focal Tversky: its floor eps^0.75 = 5.6e-6).
+    assert float(loss(y, perfect)) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_overlap_losses_at_extremes_equal_with_probabilities():
+    # The clip to [0, 1] changes nothing at exact 0 / 1, so the logits' values hold.
+    y, p = batch(TRUTH, np.zeros((3, 3), "float32")), batch(PRED, PRED)
+    for loss in (L.DiceLoss(), L.TverskyLoss(), L.FocalTverskyLoss()):
+        np.testing.assert_allclose(float(loss(y, p)), WRONG_AT_EXTREMES[loss.name], rtol=1e-6)
+
+
+P_TUMOUR, P_BACKGROUND = 0.8, 0.1  # on TRUTH's 3 tumour and 6 background pixels
+
+
+def _graded(y):
+    return np.where(y > 0, P_TUMOUR, P_BACKGROUND).astype("float32")
+
+
+def test_weighted_bce_class_weights_the_tumour_class():
+    # The paper's 1:10 weights the tumour pixels: -(10 · 3 ln 0.8 + 6 ln 0.9) / 9 = 0.8141.
+    # Swapped (tumour 1, background 10): -(3 ln 0.8 + 60 ln 0.9) / 9 = 0.7768.
+    y = batch(TRUTH)
+    paper = L.WeightedBinaryCrossentropy(positive_weight=10)
+    swapped = L.WeightedBinaryCrossentropy(positive_weight=1, negative_weight=10)
+    tumour_cost, background_cost = -3 * math.log(0.8), -6 * math.log(0.9)
+    assert float(paper(y, _graded(y))) == pytest.approx((10 * tumour_cost + background_cost) / 9)
+    assert float(swapped(y, _graded(y))) == pytest.approx((tumour_cost + 10 * background_cost) / 9)
+    assert float(paper(y, _graded(y))) == pytest.approx(0.81405, abs=1e-5)
+    assert float(swapped(y, _graded(y))) == pytest.approx(0.77678, abs=1e-5)
+
+
+def test_weighted_bce_class_from_logits():
+    # logit ln 4 -> p = 0.8, logit -ln 9 -> p = 0.1: the same value as the probabilities.
+    y = batch(TRUTH)
+    logits = np.where(y > 0, math.log(4), -math.log(9)).astype("float32")
+    loss = L.WeightedBinaryCrossentropy(positive_weight=10, from_logits=True)
+    expected = (-10 * 3 * math.log(0.8) - 6 * math.log(0.9)) / 9
+    assert float(loss(y, logits)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_dice_bce_unequal_weights_from_logits_hand_value():
+    # p = 0.8 on the 3 tumour pixels, 0.1 on the 6 background pixels (logits ln 4, -ln 9).
+    # Dice (smooth 1): TP 2.4, FP 0.6, FN 0.6: 1 - (4.8 + 1) / (4.8 + 0.6 + 0.6 + 1) = 1.2 / 7.
+    # BCE: -(3 ln 0.8 + 6 ln 0.9) / 9 = 0.144621.
+    y = batch(TRUTH)
+    logits = np.where(y > 0, math.log(4), -math.log(9)).astype("float32")
+    dice, bce = 1.2 / 7, -(3 * math.log(0.8) + 6 * math.log(0.9)) / 9
+    got = float(L.dice_bce_loss(bce_weight=0.5, from_logits=True)(y, logits))
+    assert got == pytest.approx(dice + 0.5 * bce, rel=1e-5)
+    assert got == pytest.approx(0.243739, abs=1e-5)
+    # The weight multiplies the BCE term, not the Dice term.
+    got = float(L.dice_bce_loss(bce_weight=2.0, from_logits=True)(y, logits))
+    assert got == pytest.approx(dice + 2 * bce, rel=1e-5)
+    # Probabilities: the same value without the sigmoid.
+    got = float(L.dice_bce_loss(bce_weight=0.5)(y, _graded(y)))
+    assert got == pytest.approx(dice + 0.5 * bce, rel=1e-5)
+
+
+def test_dice_bce_over_batch_pools_the_dice_term():
+    # Image 0: TRUTH, p 0.8 / 0.1 as above; image 1: no tumour, p 0.1 everywhere.
+    # Batch Dice: TP 2.4, FP 0.6 + 0.9, FN 0.6: 1 - 5.8 / (4.8 + 1.5 + 0.6 + 1) = 2.1 / 7.9,
+    # the same for both images. BCE: 0.144621 and -ln 0.9 = 0.105361; mean over the batch.
+    y = batch(TRUTH, np.zeros((3, 3), "float32"))
+    p = _graded(y)
+    bce = (-(3 * math.log(0.8) + 6 * math.log(0.9)) / 9 - math.log(0.9)) / 2
+    got = float(L.dice_bce_loss(bce_weight=0.5, over_batch=True)(y, p))
+    assert got == pytest.approx(2.1 / 7.9 + 0.5 * bce, rel=1e-5)
+    # Per image, the normal image's Dice is 1 - 1 / (0.9 + 1).
+    per_image = ((1.2 / 7) + (1 - 1 / 1.9)) / 2
+    got = float(L.dice_bce_loss(bce_weight=0.5)(y, p))
+    assert got == pytest.approx(per_image + 0.5 * bce, rel=1e-5)
