@@ -201,6 +201,73 @@ def test_mean_iou_both_classes_equals_keras_mean_iou():
     assert float(ours.result()) == pytest.approx(float(reference.result()), rel=1e-6)
 
 
+# Hand cases for MeanIoUBothClasses = mean(background IoU, tumour IoU), TN / (TN + FP + FN) and
+# TP / (TP + FP + FN); a class absent from truth and prediction is left out of the mean.
+BINARY_IOU_CASES = {
+    # The four images above as probabilities 0.1 / 0.9: pooled TP 2, FP 3, FN 2, TN 29.
+    "four_images": (TRUTHS, PREDS * 0.8 + 0.1, 0.5, (2 / 7 + 29 / 34) / 2),
+    # 0.5 is exactly the threshold, so tumour: TP 1, FP 1, FN 0, TN 2 -> (1/2 + 2/3) / 2.
+    "at_threshold": ([[1, 0], [0, 0]], [[0.5, 0.5], [0.49, 0.0]], 0.5, 7 / 12),
+    # Same at threshold 0.3 (0.3 and its float32 rounding compare equal).
+    "at_threshold_0.3": ([[1, 0], [0, 0]], [[0.3, 0.3], [0.29, 0.0]], 0.3, 7 / 12),
+    # No tumour pixel, predicted empty: only the background class counts, IoU 1.
+    "empty_truth_empty_prediction": (ZERO, np.full((3, 3), 0.2), 0.5, 1.0),
+    # No tumour pixel, one false positive: tumour IoU 0 / 1, background 8 / 9.
+    "empty_truth_one_false_positive": (ZERO, DOT * 0.7, 0.5, (0 + 8 / 9) / 2),
+}
+
+
+@pytest.mark.parametrize("case", list(BINARY_IOU_CASES))
+def test_mean_iou_both_classes_equals_keras_binary_iou(case):
+    truth, probs, threshold, expected = BINARY_IOU_CASES[case]
+    truth = np.asarray(truth, "float32")[None, ..., None]
+    probs = np.asarray(probs, "float32")[None, ..., None]
+    if case == "four_images":
+        truth, probs = truth[0], probs[0]  # already a batch of 4
+    ours = M.MeanIoUBothClasses(threshold=threshold)
+    reference = keras.metrics.BinaryIoU(target_class_ids=[0, 1], threshold=threshold)
+    for metric in (ours, reference):
+        metric.update_state(truth[:2], probs[:2])
+        metric.update_state(truth[2:], probs[2:])
+    # BinaryIoU divides by (denominator + 1e-7): equal to float32 precision, not bit for bit.
+    assert float(ours.result()) == pytest.approx(expected, rel=1e-6)
+    assert float(ours.result()) == pytest.approx(float(reference.result()), abs=1e-7)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(ours.total_cm),
+        keras.ops.convert_to_numpy(reference.total_cm).astype("float32"),
+    )
+
+
+def test_mean_iou_both_classes_is_a_binary_iou_with_truth_binarised():
+    metric = M.MeanIoUBothClasses()
+    assert isinstance(metric, keras.metrics.BinaryIoU)
+    assert metric.target_class_ids == [0, 1] and metric.name == "mean_iou_both_classes"
+    # A 0/255 mask counts as 0/1 (BinaryIoU alone would drop the 255 pixel).
+    truth = np.array([[[255.0, 0.0], [0.0, 0.0]]], "float32")
+    probs = np.array([[[0.9, 0.1], [0.1, 0.9]]], "float32")
+    metric.update_state(truth, probs)
+    # TP 1, FP 1, FN 0, TN 2: (1/2 + 2/3) / 2.
+    assert float(metric.result()) == pytest.approx(7 / 12, rel=1e-6)
+    # from_logits: a logit of 0 is probability 0.5, the threshold, so tumour.
+    logits = M.MeanIoUBothClasses(from_logits=True)
+    logits.update_state(truth / 255, np.array([[[0.0, -1.0], [-2.0, 0.0]]], "float32"))
+    assert float(logits.result()) == pytest.approx(7 / 12, rel=1e-6)
+
+
+def test_mean_iou_both_classes_weights_whole_images():
+    # A weight per image (what fit passes) weights every pixel of it: weight 0 drops image B...
+    probs = (PREDS[..., None] * 0.8 + 0.1).astype("float32")
+    truth = TRUTHS[..., None].astype("float32")
+    weighted = M.MeanIoUBothClasses()
+    weighted.update_state(truth, probs, sample_weight=np.array([1.0, 0.0, 1.0, 1.0], "float32"))
+    # ... so TN is 29 - 9 = 20: (2/7 + 20/25) / 2.
+    assert float(weighted.result()) == pytest.approx((2 / 7 + 20 / 25) / 2, rel=1e-6)
+    # A weight of 0.5 counts half (BinaryIoU's default int64 matrix would truncate it to 0).
+    half = M.MeanIoUBothClasses()
+    half.update_state(truth, probs, sample_weight=np.array([1.0, 0.5, 1.0, 1.0], "float32"))
+    assert float(half.result()) == pytest.approx((2 / 7 + 24.5 / 29.5) / 2, rel=1e-6)
+
+
 def test_keras_metric_in_a_compiled_model_with_mixed_precision(tmp_path):
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
@@ -209,12 +276,29 @@ def test_keras_metric_in_a_compiled_model_with_mixed_precision(tmp_path):
         model = keras.Model(inputs, outputs)
     finally:
         keras.config.set_dtype_policy("float32")
-    model.compile("sgd", "mse", metrics=[M.DiceMetric(from_logits=True), M.EmptyPredictionRate()])
+    metrics = [M.DiceMetric(from_logits=True), M.EmptyPredictionRate()]
+    metrics.append(M.MeanIoUBothClasses(threshold=0.25, from_logits=True))
+    model.compile("sgd", "mse", metrics=metrics)
     x = np.ones((2, 4, 4, 1), "float32")
     result = model.evaluate(x, x, verbose=0, return_dict=True)
     assert 0.0 <= result["dice"] <= 1.0 and 0.0 <= result["empty_prediction_rate"] <= 1.0
     model.save(tmp_path / "m.keras")
-    assert keras.saving.load_model(tmp_path / "m.keras") is not None
+    # Reloads without custom_objects: the metrics are registered as mammoseg>ClassName.
+    restored = keras.saving.load_model(tmp_path / "m.keras")
+    again = restored.evaluate(x, x, verbose=0, return_dict=True)
+    assert again["mean_iou_both_classes"] == pytest.approx(result["mean_iou_both_classes"])
+    # The truth is all tumour, so the score is the tumour IoU: 1.0 or 0.0 (nothing predicted).
+    assert result["mean_iou_both_classes"] in (pytest.approx(0.0), pytest.approx(1.0))
+    # model.metrics is [loss tracker, CompileMetrics]; the compiled metrics are inside the latter.
+    inner = [m for group in restored.metrics for m in getattr(group, "metrics", [group])]
+    (miou,) = [m for m in inner if m.name == "mean_iou_both_classes"]
+    assert type(miou) is M.MeanIoUBothClasses
+    assert miou.get_config() == {
+        "threshold": 0.25,
+        "from_logits": True,
+        "name": "mean_iou_both_classes",
+        "dtype": "float32",
+    }
 
 
 def test_keras_metric_invalid_threshold():

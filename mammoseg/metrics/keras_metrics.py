@@ -2,7 +2,9 @@
 ``mean_iou`` (the paper's metric), and the share of lesion images predicted empty.
 
 Each class is registered as ``mammoseg>ClassName`` so saved models load; the definitions match
-the NumPy functions of `mammoseg.metrics.overlap` with ``reduction="pooled"``.
+the NumPy functions of `mammoseg.metrics.overlap` with ``reduction="pooled"``. The paper's
+metric, `MeanIoUBothClasses`, is ``keras.metrics.BinaryIoU(target_class_ids=[0, 1])`` with a
+``from_logits`` switch and ``truth > 0`` binarisation added (issue #18).
 """
 
 from __future__ import annotations
@@ -11,6 +13,12 @@ from typing import Any
 
 import keras
 from keras import ops
+
+
+def _check_threshold(threshold: Any) -> float:
+    if not isinstance(threshold, int | float) or isinstance(threshold, bool):
+        raise ValueError(f"`threshold` must be a number, received {threshold!r}")
+    return float(threshold)
 
 
 class _PixelCountMetric(keras.metrics.Metric):
@@ -27,9 +35,7 @@ class _PixelCountMetric(keras.metrics.Metric):
     ) -> None:
         name = name or self.default_name
         super().__init__(name=name, dtype=dtype)
-        if not isinstance(threshold, int | float) or isinstance(threshold, bool):
-            raise ValueError(f"`threshold` must be a number, received {threshold!r}")
-        self.threshold = float(threshold)
+        self.threshold = _check_threshold(threshold)
         self.from_logits = bool(from_logits)
         self.counts = self.add_variable(
             shape=(4,), initializer="zeros", dtype="float32", name="counts"
@@ -97,17 +103,68 @@ class ForegroundIoU(_PixelCountMetric):
 
 
 @keras.saving.register_keras_serializable(package="mammoseg")
-class MeanIoUBothClasses(_PixelCountMetric):
-    """The paper's metric, pooled over the epoch: mean of background and tumour IoU."""
+class MeanIoUBothClasses(keras.metrics.BinaryIoU):
+    """The paper's metric, pooled over the epoch: mean of background and tumour IoU.
 
-    default_name = "mean_iou_both_classes"
+    ``keras.metrics.BinaryIoU(target_class_ids=[0, 1], threshold=threshold)`` (a prediction
+    equal to the threshold is tumour), plus what the other metrics here take: ``from_logits``
+    (a sigmoid first) and truths binarised with ``truth > 0`` (BinaryIoU would drop a truth of
+    255 and floor 0.5 to background). A class absent from both truth and prediction is left out
+    of the mean, as in TF1's ``mean_iou``: an image without lesion predicted empty scores 1.0
+    (0.9999999: BinaryIoU adds 1e-7 to each denominator, the only difference from the earlier
+    pixel-count version, measured at most 1.2e-7 on the cases in tests/test_metrics.py).
+    ``sample_weight`` weights pixels, as in BinaryIoU; a weight per image (shape (B,)) weights
+    all its pixels. The confusion matrix is float32, as this metric's counts always were:
+    BinaryIoU's default int64 matrix truncates a weight of 0.5 to 0.
 
-    def result(self) -> Any:
-        tp, fp, fn, tn = ops.unstack(self.counts)
-        fg_den, bg_den = tp + fp + fn, tn + fp + fn
-        present = ops.cast(fg_den > 0, "float32") + ops.cast(bg_den > 0, "float32")
-        total = self._safe_ratio(tp, fg_den, 0.0) + self._safe_ratio(tn, bg_den, 0.0)
-        return self._safe_ratio(total, present, 0.0)
+    Args:
+        threshold: binarisation threshold of the predicted probability.
+        from_logits: predictions are logits (a sigmoid is applied first).
+        name, dtype: as for any `keras.metrics.Metric`.
+
+    Example:
+        >>> m = MeanIoUBothClasses()
+        >>> m.update_state([[1, 1], [0, 0]], [[0.9, 0.2], [0.1, 0.3]])
+        >>> round(float(m.result()), 4)  # (1/2 + 2/3) / 2
+        0.5833
+    """
+
+    def __init__(
+        self,
+        threshold: float = 0.5,
+        from_logits: bool = False,
+        name: str | None = None,
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__(
+            target_class_ids=[0, 1],
+            threshold=_check_threshold(threshold),
+            name=name or "mean_iou_both_classes",
+            dtype=dtype or "float32",
+        )
+        self.from_logits = bool(from_logits)
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        """Add the batch to the confusion matrix (``y_pred >= threshold`` is tumour)."""
+        y_pred = ops.cast(y_pred, "float32")
+        if self.from_logits:
+            y_pred = ops.sigmoid(y_pred)
+        truth = ops.cast(ops.cast(y_true, "float32") > 0, "float32")
+        if sample_weight is not None:
+            # A weight per image, as `fit(sample_weight=...)` passes it, weights its pixels.
+            sample_weight = ops.cast(sample_weight, "float32")
+            while len(sample_weight.shape) < len(truth.shape):
+                sample_weight = ops.expand_dims(sample_weight, -1)
+            sample_weight = ops.broadcast_to(sample_weight, ops.shape(truth))
+        super().update_state(truth, y_pred, sample_weight)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold,
+            "from_logits": self.from_logits,
+            "name": self.name,
+            "dtype": self.dtype,
+        }
 
 
 @keras.saving.register_keras_serializable(package="mammoseg")
