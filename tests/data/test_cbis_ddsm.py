@@ -385,3 +385,27 @@ def test_bad_csv_rows_are_skipped_with_their_image_when_asked(tmp_path):
     assert (
         messages[3] == "skipped 3 bad CSV row(s) and the 1 image(s) they belong to (errors='skip')"
     )
+
+
+def test_row_with_too_many_cells(tmp_path):
+    path = _write_csv(tmp_path / "mass.csv", [_row(), [*_row(abnormality_id="2"), "extra"]])
+    with pytest.raises(MammosegDataError) as info:
+        read_case_descriptions([path])
+    assert str(info.value) == f"{path} line 4: row has 15 cells, the header has 14"
+
+
+def test_two_candidate_masks_in_one_roi_folder(tmp_path, phantom_root):
+    root, records = _copy(phantom_root, tmp_path)
+    lesion = records[3].lesions[0]
+    mask_path = Path(lesion.mask_path)
+    second = np.zeros(read_dicom(mask_path)[0].shape, np.uint8)
+    second[:4, :4] = 255
+    write_dicom(mask_path.parent / "000009.dcm", second)  # another two-valued file beside it
+    with pytest.raises(MammosegDataError) as info:
+        load_records("cbis-ddsm", root)
+    message = str(info.value)
+    assert message.startswith(f"{mask_path.parent}: two candidate ROI masks")
+    assert str(mask_path) in message and "000009.dcm" in message
+    with pytest.warns(MammosegDataWarning, match=f"skipped image {records[3].image_id}"):
+        kept = load_records("cbis-ddsm", root, errors="skip")
+    assert len(kept) == len(records) - 1
