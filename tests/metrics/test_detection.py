@@ -73,3 +73,61 @@ def test_regions_agree_with_scipy_on_random_maps():
             assert region.area == (labels == i).sum()
             np.testing.assert_allclose(region.centroid, ndimage.center_of_mass(labels == i))
             np.testing.assert_array_equal(region.coords, np.argwhere(labels == i))
+
+
+def test_circle_hit_test_uses_row_then_column():
+    # A lesion at (row 5, col 20) of a non-square image: a region there hits it, the region at
+    # the transposed place (row 20, col 5) is a false positive. Swapping row and column in the
+    # hit test swaps the two.
+    from mammoseg.metrics import match_lesions
+
+    prob = np.zeros((24, 32))
+    prob[4:7, 19:22] = 0.9  # centroid (5, 20)
+    prob[20, 5] = 0.7
+    truth = [Lesion("mass", center=(5.0, 20.0), radius=3.0)]
+    match = match_lesions(prob, truth)
+    assert match.hit_scores.tolist() == [0.9]
+    assert match.false_positive_scores.tolist() == [0.7]
+
+
+def test_circle_edge_is_inside():
+    # Centroid exactly `radius` away (3 rows, 4 columns: distance 5) counts as a hit.
+    from mammoseg.metrics import match_lesions
+
+    prob = np.zeros((16, 20))
+    prob[8, 12] = 0.8
+    assert match_lesions(prob, [Lesion("mass", center=(5.0, 8.0), radius=5.0)]).hits.tolist() == [
+        True
+    ]
+    assert match_lesions(prob, [Lesion("mass", center=(5.0, 8.0), radius=4.9)]).hits.tolist() == [
+        False
+    ]
+
+
+def test_a_probability_exactly_at_the_threshold_makes_a_region():
+    from mammoseg.metrics import match_lesions, regions_from_probability
+
+    prob = np.zeros((6, 8))
+    prob[1, 1] = 0.5  # at the threshold: in
+    prob[4, 6] = 0.49  # below: out
+    regions = regions_from_probability(prob, threshold=0.5)
+    assert [(r.score, r.centroid, r.area) for r in regions] == [(0.5, (1.0, 1.0), 1)]
+    assert match_lesions(prob, None, threshold=0.5).false_positive_scores.tolist() == [0.5]
+    assert len(regions_from_probability(prob, threshold=0.49)) == 2
+
+
+def test_mask_lesion_hit_needs_a_shared_pixel():
+    # A region touching the mask's corner diagonally shares no pixel: a false positive.
+    from mammoseg.metrics import match_lesions
+
+    mask = np.zeros((10, 12), bool)
+    mask[2:4, 2:4] = True
+    prob = np.zeros((10, 12))
+    prob[4, 4] = 0.6  # diagonal neighbour of (3, 3), outside the mask
+    prob[3, 8:10] = 0.9  # right of the mask, same rows
+    match = match_lesions(prob, [mask])
+    assert match.hit_scores.size == 1 and np.isnan(match.hit_scores[0])
+    assert sorted(match.false_positive_scores.tolist()) == [0.6, 0.9]
+    prob[3, 3] = 0.7  # now overlapping (and joined with (4, 4) by 8-connectivity)
+    match = match_lesions(prob, [mask])
+    assert match.hit_scores.tolist() == [0.7] and match.false_positive_scores.tolist() == [0.9]

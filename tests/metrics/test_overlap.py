@@ -41,3 +41,35 @@ def test_equals_dice_score_per_image():
 def test_bad_shape_is_named():
     with pytest.raises(ValueError, match=r"\(\.\.\., 3\).*\(4, 2\)"):
         dice_from_counts(np.zeros((4, 2)))
+
+
+def test_a_probability_exactly_at_the_threshold_is_tumour():
+    # `pred >= threshold`: 0.5 is in at 0.5, 0.49 is not; 0.25 is in at 0.25.
+    from mammoseg.metrics import confusion_counts
+
+    pred = np.array([[0.5, 0.49], [0.25, 0.0]])
+    truth = np.array([[1, 1], [0, 0]])
+    c = confusion_counts(pred, truth, threshold=0.5)
+    assert (c.tp.tolist(), c.fp.tolist(), c.fn.tolist(), c.tn.tolist()) == ([1], [0], [1], [2])
+    c = confusion_counts(pred, truth, threshold=0.25)
+    assert (c.tp.tolist(), c.fp.tolist(), c.fn.tolist(), c.tn.tolist()) == ([2], [1], [0], [1])
+    # Dice at 0.5: 2 / (2 + 0 + 1).
+    assert dice_score(pred, truth, threshold=0.5) == pytest.approx(2 / 3)
+
+
+def test_a_lone_false_positive_is_not_an_empty_prediction():
+    # "Empty" means no predicted pixel at all, wherever it is.
+    # A: lesion at (0, 0), the only prediction at (2, 2): not empty (a miss, but not empty).
+    # B: lesion, nothing predicted: empty. C: no lesion, nothing predicted: left out.
+    # D: lesion, one pixel on it and one beside it (TP 1, FP 1): not empty.
+    from mammoseg.metrics import empty_prediction_rate
+
+    truth = np.zeros((4, 3, 3), int)
+    pred = np.zeros((4, 3, 3), int)
+    truth[0, 0, 0], pred[0, 2, 2] = 1, 1
+    truth[1, 1, 1] = 1
+    truth[3, 0, 0], pred[3, 0, 0], pred[3, 0, 1] = 1, 1, 1
+    assert empty_prediction_rate(pred, truth) == pytest.approx(1 / 3)  # B of A, B, D
+    assert empty_prediction_rate(pred[:1], truth[:1]) == 0.0
+    assert empty_prediction_rate(pred[1:3], truth[1:3]) == 1.0  # C does not vote
+    assert np.isnan(empty_prediction_rate(pred[2:3], truth[2:3]))
