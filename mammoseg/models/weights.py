@@ -197,16 +197,18 @@ def load_weights_by_name(
     Args:
         model: a built Keras 3 model; layers are looked up by name, inside nested models too.
         path: the weights file (Keras 2 ``save_weights`` layout or a full-model save).
-        exclude: regular expressions; a file layer whose whole name matches one is skipped
+        exclude: regular expressions; a layer whose whole name matches one is skipped
             (matterport's COCO start excludes ``mrcnn_class_logits``, ``mrcnn_bbox_fc``...).
-            A single string is one pattern.
+            The name matched is the model's, after ``rename``, never the file's. A single
+            string is one pattern.
         skip_mismatch: skip (and report) layers whose weight count or shapes differ instead of
             raising.
         source_hint: where the published file comes from, appended to the file-not-found
             message; defaults to a note on YaroslavNet's file.
         rename: file layer name -> model layer name, for files whose layers carry Keras 2
-            automatic names (``batch_normalization_3``); the report uses the model's names and
-            ``exclude`` applies to them.
+            automatic names (``batch_normalization_3``). Renaming comes first: ``exclude`` sees
+            the new name, and every list of the report uses the new names (``unused`` too, for a
+            renamed layer the model does not have).
 
     Returns:
         A `LoadReport` naming the loaded, skipped, missing and unused layers.

@@ -61,6 +61,7 @@ def test_loads_published_layout_values(tmp_path, model_weights_group):
     assert report.loaded == ["block1_conv1", "block1_bn1", "predictions"]
     assert report.skipped == [] and report.missing == [] and report.unused == []
     for name, weights in layers.items():
+        assert len(model.get_layer(name).weights) == len(weights)  # zip must not cut it short
         for variable, (_, value) in zip(model.get_layer(name).weights, weights):
             np.testing.assert_array_equal(variable.numpy(), value)
 
@@ -228,8 +229,61 @@ def test_bad_second_layer_leaves_first_layer_unchanged(tmp_path, value, message)
     write_keras2_file(path, layers)
     model = tiny_model()
     before = [w.numpy().copy() for w in model.weights]
+    assert len(before) == 2 + 4 + 2  # conv, batch norm, dense: the loop below checks them all
     with pytest.raises(MammosegDataError, match=message) as info:
         load_weights_by_name(model, path)
     assert "w.h5" in str(info.value)
     for weight, old in zip(model.weights, before):
         np.testing.assert_array_equal(weight.numpy(), old)
+
+
+def _auto_named(layers):
+    """The tiny file with Keras 2 automatic layer names, and the rename back to the model's."""
+    rename = {"conv2d_3": "block1_conv1", "batch_normalization_3": "block1_bn1"}
+    rename |= {"dense_7": "predictions", "dense_8": "head_extra"}
+    back = {new: old for old, new in rename.items()}
+    layers = dict(layers)
+    layers["head_extra"] = [("head_extra/kernel:0", np.ones((2, 2), "float32"))]
+    auto = {}
+    for name, weights in layers.items():
+        old = back.get(name, name)
+        auto[old] = [(w.replace(name, old, 1), v) for w, v in weights]
+    return auto, rename
+
+
+def test_rename_then_exclude_sees_the_model_name(tmp_path):
+    # Renaming comes first: `exclude` matches the model's name ("predictions"), and every list
+    # of the report uses the new names, `unused` too (the name that was looked for).
+    layers = tiny_file_layers(np.random.default_rng(6))
+    auto, rename = _auto_named(layers)
+    path = tmp_path / "w.h5"
+    write_keras2_file(path, auto)
+    model = tiny_model()
+    before = model.get_layer("predictions").weights[0].numpy().copy()
+    report = load_weights_by_name(model, path, exclude=["pred.*"], rename=rename)
+    assert report.loaded == ["block1_conv1", "block1_bn1"]
+    assert report.skipped == ["predictions"] and report.reasons == {"predictions": "excluded"}
+    assert report.missing == [] and report.unused == ["head_extra"]
+    np.testing.assert_array_equal(model.get_layer("predictions").weights[0].numpy(), before)
+    kernel = model.get_layer("block1_conv1").weights[0].numpy()
+    np.testing.assert_array_equal(kernel, layers["block1_conv1"][0][1])
+
+
+def test_exclude_does_not_see_the_file_name_of_a_renamed_layer(tmp_path):
+    # "dense_7" is the file's name of "predictions": excluding it excludes nothing.
+    layers = tiny_file_layers(np.random.default_rng(7))
+    auto, rename = _auto_named(layers)
+    path = tmp_path / "w.h5"
+    write_keras2_file(path, auto)
+    model = tiny_model()
+    report = load_weights_by_name(model, path, exclude=["dense_7"], rename=rename)
+    assert report.loaded == ["block1_conv1", "block1_bn1", "predictions"]
+    assert report.skipped == [] and report.unused == ["head_extra"]
+    weights = model.get_layer("predictions").weights
+    assert len(weights) == 2
+    for variable, (_, value) in zip(weights, layers["predictions"]):
+        np.testing.assert_array_equal(variable.numpy(), value)
+    # Without the rename the automatic names match no layer of the model.
+    report = load_weights_by_name(tiny_model(), path)
+    assert report.loaded == [] and report.missing == ["block1_conv1", "block1_bn1", "predictions"]
+    assert report.unused == ["conv2d_3", "batch_normalization_3", "dense_7", "dense_8"]
