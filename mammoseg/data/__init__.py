@@ -2,7 +2,7 @@
 
 Modules:
     records       `Record`, `Lesion`; masks drawn from circles or mask files; `load_image`
-    errors        `MammosegDataError`, the one exception family of the readers
+    errors        `MammosegDataError` (and `MammosegDataWarning`), the readers' one family
     resample      sizes (`parse_size`) and the one resampling of images and masks
     mias          MIAS ``Info.txt`` + PGM reader
     cbis_ddsm     CBIS-DDSM case-description CSVs and DICOM folders
@@ -29,7 +29,7 @@ import os
 from collections.abc import Callable
 
 from mammoseg.checks import closest_match
-from mammoseg.data.errors import MammosegDataError
+from mammoseg.data.errors import MammosegDataError, MammosegDataWarning
 from mammoseg.data.records import (
     LESION_KINDS,
     Lesion,
@@ -77,7 +77,9 @@ def load_records(name: str, root: str | os.PathLike | None = None, **options) ->
         name: "phantom" (built-in, generated once into a cache folder), "mias" or "cbis-ddsm".
         root: the dataset folder ("phantom": optional, defaults to the cache folder).
         **options: passed to the reader, e.g. ``missing="skip"`` for MIAS or ``n_images=`` for
-            the phantom.
+            the phantom. ``errors="skip"`` (MIAS and CBIS-DDSM) skips an image whose data line,
+            CSV row or file is bad, with a `MammosegDataWarning` naming the file and line,
+            instead of raising; the default ``errors="raise"`` stops at the first.
 
     Returns:
         The records, sorted by image id.
@@ -120,6 +122,7 @@ __all__ = [
     "LESION_KINDS",
     "Lesion",
     "MammosegDataError",
+    "MammosegDataWarning",
     "Record",
     "authors_large_tumour_subset",
     "dataset_from_arrays",
