@@ -161,3 +161,51 @@ def test_coco_no_detections_is_undefined():
     preds = [_pred(np.zeros(TRUTH.shape[:2] + (0,), bool), [])]
     stats = evaluate.coco_evaluate(gts, preds)
     assert set(stats.values()) == {-1.0}
+
+
+def _instances(shape, boxes):
+    """Masks [H, W, N], one rectangle ((row0, row1), (col0, col1)) per instance."""
+    return np.concatenate([_rect(shape, rows, cols) for rows, cols in boxes], axis=-1)
+
+
+def test_compute_ap_interpolates_a_non_monotone_curve():
+    # Three truths A, B, C; five predictions, by score: A, a miss, a miss, B, C.
+    # precision 1, 1/2, 1/3, 1/2, 3/5 at recall 1/3, 1/3, 1/3, 2/3, 1.
+    # All-point interpolation (precision at r = the best at any recall >= r): 1, 0.6, 0.6 on the
+    # three recall steps of 1/3: AP = (1 + 0.6 + 0.6) / 3 = 0.7333.
+    # Without it (the precision where each step is reached: 1, 1/2, 3/5): (1 + 0.5 + 0.6) / 3 = 0.7.
+    shape = (10, 13)
+    a, b, c = ((0, 4), (0, 4)), ((0, 4), (5, 9)), ((6, 10), (0, 5))
+    misses = [((6, 10), (6, 9)), ((6, 10), (10, 13))]
+    truth = _instances(shape, [a, b, c])
+    preds = _instances(shape, [a, *misses, b, c])
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5]
+    ap, precisions, recalls, _ = evaluate.compute_ap(
+        None, [1, 1, 1], truth, None, [1] * 5, scores, preds
+    )
+    np.testing.assert_allclose(precisions, [1, 1 / 2, 1 / 3, 1 / 2, 3 / 5])
+    np.testing.assert_allclose(recalls, [1 / 3, 1 / 3, 1 / 3, 2 / 3, 1])
+    assert ap == pytest.approx(2.2 / 3)
+    assert ap != pytest.approx(2.1 / 3)  # the uninterpolated area
+    # The predictions in another order give the same curve: scores, not positions, rank them.
+    order = [4, 2, 0, 3, 1]
+    again = evaluate.compute_ap(
+        None, [1, 1, 1], truth, None, [1] * 5, np.take(scores, order), preds[..., order]
+    )
+    assert again[0] == pytest.approx(2.2 / 3)
+
+
+def test_compute_ap_interpolation_lifts_an_early_miss():
+    # Two truths; a miss scored first, then both hits: precision 0, 1/2, 2/3 at recall 0, 1/2, 1.
+    # Interpolated: 2/3 on both recall steps -> AP 2/3; uninterpolated 0.5 · 1/2 + 0.5 · 2/3.
+    shape = (10, 13)
+    a, b, miss = ((0, 4), (0, 4)), ((0, 4), (5, 9)), ((6, 10), (0, 5))
+    truth = _instances(shape, [a, b])
+    preds = _instances(shape, [miss, a, b])
+    ap, precisions, recalls, _ = evaluate.compute_ap(
+        None, [1, 1], truth, None, [1, 1, 1], [0.9, 0.8, 0.7], preds
+    )
+    np.testing.assert_allclose(precisions, [0, 1 / 2, 2 / 3])
+    np.testing.assert_allclose(recalls, [0, 1 / 2, 1])
+    assert ap == pytest.approx(2 / 3)
+    assert ap != pytest.approx(0.5 / 2 + (2 / 3) / 2)
