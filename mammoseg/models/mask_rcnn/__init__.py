@@ -3,7 +3,26 @@
 matterport/Mask_RCNN needs TensorFlow 1 and Keras <= 2.2; this package keeps its user API
 (`Config`, `Dataset`, `MaskRCNN` with `train`, `detect`, `load_weights`, `find_last`), its layer
 names (so ``mask_rcnn_coco.h5`` and the ImageNet ResNet-50 file load by name) and its checkpoint
-layout, on Keras 3 / TensorFlow 2.
+layout, on Keras 3 / TensorFlow 2. `MaskRCNN` (``model.py``) is that matterport wrapper; the
+`keras.Model` it drives, its ``.keras_model``, is `MaskRCNNNetwork` (``network.py``).
+
+Layout:
+
+- `config`: `Config` (matterport's fields, each with its reason) and `MammoConfig` (the authors');
+- `dataset`: matterport's `Dataset` and `RecordDataset`, the adapter for mammoseg records;
+- `data_generator`: training batches (resize, augment, mini-masks, RPN targets, padding);
+- `augment`: shape-keeping flips and quarter turns (`RandomFlips`);
+- `utils`: NumPy boxes, IoU, box deltas, mini-masks, image resizing and image meta;
+- `anchors`: the feature pyramid's anchor boxes, in NumPy and TensorFlow;
+- `backbone`: ResNet-50/101 (and a tiny variant for tests) with the feature pyramid;
+- `heads`: the region proposal network, the box/class head and the mask head;
+- `layers`: weightless graph layers (proposals, pyramid ROI align, detections);
+- `targets`: anchor targets for the RPN and ROI targets for the heads;
+- `losses`: the five losses as pure TensorFlow functions;
+- `network`: `MaskRCNNNetwork`, the `keras.Model` for training and inference;
+- `model`: `MaskRCNN`, matterport's API (train, detect, load_weights, find_last);
+- `checkpoints`: weights written in the Keras 2 ``save_weights`` layout matterport reads;
+- `evaluate`: matterport's per-image AP, COCO AP and FROC.
 
 Example:
     >>> from mammoseg.models.mask_rcnn import MammoConfig, MaskRCNN, RecordDataset
@@ -20,7 +39,7 @@ from mammoseg.models.mask_rcnn.augment import RandomFlips
 from mammoseg.models.mask_rcnn.config import Config, MammoConfig
 from mammoseg.models.mask_rcnn.dataset import Dataset, RecordDataset
 from mammoseg.models.mask_rcnn.model import LAYER_REGEX, MaskRCNN
-from mammoseg.models.mask_rcnn.network import MaskRCNNModel
+from mammoseg.models.mask_rcnn.network import MaskRCNNNetwork
 
 COCO_HEADS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
 
@@ -55,7 +74,7 @@ __all__ = [
     "LAYER_REGEX",
     "MammoConfig",
     "MaskRCNN",
-    "MaskRCNNModel",
+    "MaskRCNNNetwork",
     "RandomFlips",
     "RecordDataset",
     "build_mask_rcnn",

@@ -85,6 +85,29 @@ LOSS_NAMES = (
     "mrcnn_mask_loss",
 )
 
+# Fields that count something (sizes, steps, instances): each must be a positive integer.
+_POSITIVE_INT_FIELDS = (
+    "GPU_COUNT",
+    "IMAGES_PER_GPU",
+    "STEPS_PER_EPOCH",
+    "VALIDATION_STEPS",
+    "FPN_CLASSIF_FC_LAYERS_SIZE",
+    "TOP_DOWN_PYRAMID_SIZE",
+    "NUM_CLASSES",
+    "RPN_ANCHOR_STRIDE",
+    "RPN_TRAIN_ANCHORS_PER_IMAGE",
+    "PRE_NMS_LIMIT",
+    "POST_NMS_ROIS_TRAINING",
+    "POST_NMS_ROIS_INFERENCE",
+    "IMAGE_MAX_DIM",
+    "IMAGE_CHANNEL_COUNT",
+    "TRAIN_ROIS_PER_IMAGE",
+    "POOL_SIZE",
+    "MASK_POOL_SIZE",
+    "MAX_GT_INSTANCES",
+    "DETECTION_MAX_INSTANCES",
+)
+
 
 class Config:
     """Mask R-CNN settings: subclass and override, as with matterport's `Config`.
@@ -181,30 +204,25 @@ class Config:
         return names
 
     def validate(self) -> None:
-        """Check every field; raise ValueError naming the field and echoing the value."""
+        """Check every field; raise ValueError naming the field and echoing the value.
 
-        for name in (
-            "GPU_COUNT",
-            "IMAGES_PER_GPU",
-            "STEPS_PER_EPOCH",
-            "VALIDATION_STEPS",
-            "FPN_CLASSIF_FC_LAYERS_SIZE",
-            "TOP_DOWN_PYRAMID_SIZE",
-            "NUM_CLASSES",
-            "RPN_ANCHOR_STRIDE",
-            "RPN_TRAIN_ANCHORS_PER_IMAGE",
-            "PRE_NMS_LIMIT",
-            "POST_NMS_ROIS_TRAINING",
-            "POST_NMS_ROIS_INFERENCE",
-            "IMAGE_MAX_DIM",
-            "IMAGE_CHANNEL_COUNT",
-            "TRAIN_ROIS_PER_IMAGE",
-            "POOL_SIZE",
-            "MASK_POOL_SIZE",
-            "MAX_GT_INSTANCES",
-            "DETECTION_MAX_INSTANCES",
-        ):
+        The phases run in this order, so with several bad fields the first phase's error is
+        raised: counts, named options, the image and pyramid geometry, value ranges, then the
+        heads and losses.
+        """
+        self._check_counts()
+        self._check_options()
+        self._check_geometry()
+        self._check_ranges()
+        self._check_heads_and_losses()
+
+    def _check_counts(self) -> None:
+        """Sizes, steps and numbers of things: positive integers."""
+        for name in _POSITIVE_INT_FIELDS:
             check_positive_int(name, getattr(self, name))
+
+    def _check_options(self) -> None:
+        """Fields naming one of a fixed set of options."""
         if self.BACKBONE not in BACKBONES:
             hint = closest_match(self.BACKBONE, BACKBONES)
             raise ValueError(
@@ -215,6 +233,9 @@ class Config:
                 f"`IMAGE_RESIZE_MODE` must be one of {RESIZE_MODES}, received "
                 f"{self.IMAGE_RESIZE_MODE!r}"
             )
+
+    def _check_geometry(self) -> None:
+        """The FPN levels, the network input side and its channels agree with each other."""
         if len(self.RPN_ANCHOR_SCALES) != len(self.BACKBONE_STRIDES):
             raise ValueError(
                 f"`RPN_ANCHOR_SCALES` needs one scale per level of `BACKBONE_STRIDES` "
@@ -237,6 +258,9 @@ class Config:
                 f"`MEAN_PIXEL` must have IMAGE_CHANNEL_COUNT="
                 f"{self.IMAGE_CHANNEL_COUNT} values, received {self.MEAN_PIXEL!r}"
             )
+
+    def _check_ranges(self) -> None:
+        """Thresholds, IoU bounds, the detection confidence and the learning rate."""
         for name in ("RPN_NMS_THRESHOLD", "ROI_POSITIVE_RATIO", "DETECTION_NMS_THRESHOLD"):
             value = getattr(self, name)
             if not 0.0 < float(value) <= 1.0:
@@ -253,6 +277,9 @@ class Config:
             )
         if self.LEARNING_RATE <= 0:
             raise ValueError(f"`LEARNING_RATE` must be positive, received {self.LEARNING_RATE!r}")
+
+    def _check_heads_and_losses(self) -> None:
+        """What this implementation of the heads and the five losses supports."""
         if set(self.LOSS_WEIGHTS) != set(LOSS_NAMES):
             raise ValueError(
                 f"`LOSS_WEIGHTS` must have exactly the keys {LOSS_NAMES}, "

@@ -71,7 +71,7 @@ def load_image_gt(
 
 
 class MaskRCNNSequence(keras.utils.PyDataset):
-    """Batches of training inputs for `MaskRCNNModel`, ``steps`` per epoch.
+    """Batches of training inputs for `MaskRCNNNetwork`, ``steps`` per epoch.
 
     Images without any instance are skipped, as matterport does. Each item is a dict with
     ``input_image``, ``input_image_meta``, ``input_rpn_match``, ``input_rpn_bbox``,

@@ -1,5 +1,8 @@
 """`MaskRCNN`: matterport's user API (train, detect, load_weights, find_last) over Keras 3.
 
+`MaskRCNN` is the wrapper a matterport user knows; the `keras.Model` it drives, its
+``.keras_model``, is `mammoseg.models.mask_rcnn.network.MaskRCNNNetwork`.
+
 Example:
     >>> model = MaskRCNN(mode="training", config=MammoConfig(), model_dir="logs")  # doctest: +SKIP
     >>> model.load_weights("mask_rcnn_coco.h5", by_name=True, exclude=[
@@ -22,7 +25,7 @@ from mammoseg.models.mask_rcnn.checkpoints import MatterportCheckpoint
 from mammoseg.models.mask_rcnn.config import Config
 from mammoseg.models.mask_rcnn.data_generator import MaskRCNNSequence
 from mammoseg.models.mask_rcnn.dataset import Dataset
-from mammoseg.models.mask_rcnn.network import MaskRCNNModel
+from mammoseg.models.mask_rcnn.network import MaskRCNNNetwork
 
 _HEADS = r"(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)"
 LAYER_REGEX = {
@@ -50,6 +53,10 @@ _CHECKPOINT = re.compile(
 class MaskRCNN:
     """Mask R-CNN with matterport's API, built on a Keras 3 model (``self.keras_model``).
 
+    This is matterport's wrapper class, not a Keras model: ``train``, ``detect``,
+    ``load_weights`` and ``find_last`` as in matterport/Mask_RCNN. The network it trains and
+    runs, a `keras.Model`, is the `MaskRCNNNetwork` (``network.py``) in ``self.keras_model``.
+
     Args:
         mode: "training" or "inference" (``detect`` needs "inference").
         config: a `Config` (instance, not class).
@@ -76,7 +83,7 @@ class MaskRCNN:
         self.mode = mode
         self.config = config
         self.model_dir = os.fspath(model_dir)
-        self.keras_model = MaskRCNNModel(config)
+        self.keras_model = MaskRCNNNetwork(config)
         self.keras_model.build_by_calling()
         self.epoch = 0
         self.set_log_dir()

@@ -1,14 +1,15 @@
 """The Mask R-CNN Keras model: one graph for training (with targets) and inference (detections).
 
-`MaskRCNNModel.call` takes a dict of inputs. With truth inputs (``input_gt_boxes`` …) it samples
+`MaskRCNNNetwork.call` takes a dict of inputs. With truth inputs (``input_gt_boxes`` …) it samples
 ROI targets and returns everything the five losses need; `compute_loss` turns that into the
 training loss (plus matterport's L2 weight decay) and tracks each loss as a metric. Without truth
-it returns detections. Users normally drive it through `mammoseg.models.mask_rcnn.MaskRCNN`.
+it returns detections. Users normally drive it through `mammoseg.models.mask_rcnn.MaskRCNN`
+(matterport's API, in ``model.py``), which holds a `MaskRCNNNetwork` as ``.keras_model``.
 
 Example:
     >>> config = Config(NAME="demo", NUM_CLASSES=2, BACKBONE="resnet_tiny", IMAGE_MAX_DIM=64,
     ...                 IMAGE_MIN_DIM=64, IMAGES_PER_GPU=1)
-    >>> model = MaskRCNNModel(config)
+    >>> model = MaskRCNNNetwork(config)
     >>> outputs = model.predict_on_batch(dummy_inputs(config))  # doctest: +SKIP
     >>> outputs["detections"].shape
     (1, 100, 6)
@@ -40,8 +41,12 @@ TRAINING_INPUTS = (
 
 
 @keras.saving.register_keras_serializable(package="mammoseg")
-class MaskRCNNModel(keras.Model):
-    """Mask R-CNN as a Keras model (ResNet-FPN backbone, RPN, box and mask heads).
+class MaskRCNNNetwork(keras.Model):
+    """Mask R-CNN as a `keras.Model` (ResNet-FPN backbone, RPN, box and mask heads).
+
+    This is the network itself. `mammoseg.models.mask_rcnn.MaskRCNN` is matterport's user API
+    (``train``, ``detect``, ``load_weights``, ``find_last``) around it and holds one as
+    ``.keras_model``; use this class directly to call, fit or save the graph the Keras way.
 
     Args:
         config: a `Config`; the model reads the values it needs once, here.

@@ -58,6 +58,18 @@ def test_subclass_and_override():
         ({"RPN_NMS_THRESHOLD": 1.5}, r"`RPN_NMS_THRESHOLD` must be in \(0, 1\], received 1.5"),
         ({"RPN_NEGATIVE_IOU": 0.8}, r"0 < negative <= positive <= 1, received 0.8 and 0.7"),
         ({"RPN_POSITIVE_IOU": 1.2}, r"0 < negative <= positive <= 1, received 0.3 and 1.2"),
+        (
+            {"BACKBONE_STRIDES": [4, 8, 16, 32], "RPN_ANCHOR_SCALES": (8, 16, 32, 64)},
+            r"`BACKBONE_STRIDES` must list 5 strides \(P2..P6\), received \[4, 8, 16, 32\]",
+        ),
+        ({"DETECTION_MIN_CONFIDENCE": -0.1}, r"`DETECTION_MIN_CONFIDENCE` .* received -0.1"),
+        ({"LEARNING_RATE": 0}, r"`LEARNING_RATE` must be positive, received 0"),
+        ({"LOSS_WEIGHTS": {"rpn_class_loss": 1.0}}, r"`LOSS_WEIGHTS` must have exactly the keys"),
+        ({"USE_RPN_ROIS": False}, r"`USE_RPN_ROIS=False` .* is not supported"),
+        ({"MASK_SHAPE": [14, 14]}, r"`MASK_SHAPE` must be twice MASK_POOL_SIZE .* \[14, 14\]"),
+        # Several bad fields: the phases run in order, counts before options.
+        ({"BACKBONE": "vgg", "NUM_CLASSES": 0}, r"`NUM_CLASSES` must be a positive integer"),
+        ({"MASK_SHAPE": [1, 1], "LEARNING_RATE": -1}, r"`LEARNING_RATE` must be positive"),
     ],
 )
 def test_invalid_values(overrides, message):

@@ -100,10 +100,10 @@ def test_registry_builds_mask_rcnn(tmp_path):
 
 
 def test_keras_save_and_reload_gives_same_outputs(tmp_path):
-    from mammoseg.models.mask_rcnn.network import MaskRCNNModel, dummy_inputs
+    from mammoseg.models.mask_rcnn.network import MaskRCNNNetwork, dummy_inputs
 
     config = tiny_config()
-    model = MaskRCNNModel(config)
+    model = MaskRCNNNetwork(config)
     model.build_by_calling()
     inputs = dummy_inputs(config)
     inputs["input_image"] = (
