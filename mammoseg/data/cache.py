@@ -18,15 +18,18 @@ applied as two sparse matrix products, which is exact anti-aliasing for any fact
 cheaper than a Gaussian pre-filter at 4000 px. A mask is resized the same way and a target
 pixel set when at least half of it is covered; a lesion smaller than a target pixel keeps its
 most covered pixel, so it never vanishes (the authors' ``== 255`` threshold erased them). The
-resampling lives in `mammoseg.data.resample`, the manifest and staleness checks in
-`mammoseg.data.cache_manifest`, and the readers (`read_cache`, `read_transforms`,
-`read_instance_masks`) in `mammoseg.data.cache_read`.
+resampling lives in `mammoseg.data.resample`; this module holds the build, the manifest and
+staleness checks, and the readers (`read_cache`, `read_transforms`, `read_instance_masks`).
 
 Fault tolerance: the file is written as ``<path>.part`` with all storage allocated up front,
 so writing an image never touches HDF5 metadata; a ``done`` flag is set, and the file flushed,
 after each image. A build killed at any point resumes where it stopped; a complete file is
-renamed to ``path``. A cache whose parameters or records changed is rebuilt; images whose
-source files changed are decoded again (only those).
+renamed to ``path``. A cache whose parameters or records changed is rebuilt, and an
+interrupted build of other parameters is started again; images whose source files changed are
+decoded again (only those). Every image, mask and instance-mask chunk carries a fletcher32
+checksum: `read_cache` names the image of a damaged image or mask chunk instead of returning
+its garbage pixels, and `build_cache`, reusing or resuming a file, checks every stored chunk
+and caches the damaged images again, with a warning naming them.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -321,14 +324,17 @@ def build_cache(
     workers: int | None = None,
     kinds: Sequence[str] | None = ("mass",),
     progress: bool = True,
+    verify_stored: bool = True,
 ) -> Path:
     """Decode, normalise and resize every record and its masks once into an HDF5 cache.
 
     Resumable and safe: the file is built as ``<path>.part`` and renamed when complete; run
     again after an interruption and only the missing images are processed. An existing cache
     is reused as is only if its parameters, records and source files (size and modification
-    time) are unchanged. Other parameters or records: it is rebuilt; changed source files:
-    those images are cached again. Either way a warning says why.
+    time) are unchanged and every stored image passes its checksum. Other parameters or
+    records: it is rebuilt; changed source files or a damaged image: those images are cached
+    again. Either way a warning says why. An interrupted build with other parameters is
+    started again, never resumed.
 
     Args:
         records: the mammograms (any source).
@@ -342,6 +348,9 @@ def build_cache(
         kinds: lesion kinds OR-ed into the union ``masks`` (None: every kind; the paper's
             CBIS-DDSM masks OR-ed every abnormality). Instance masks hold every lesion.
         progress: show a tqdm progress bar.
+        verify_stored: before reusing or resuming a file, read every stored image, mask and
+            instance mask once to check its fletcher32 checksum, and cache the damaged ones
+            again. False skips that read (the whole file) and trusts the stored chunks.
 
     Returns:
         ``path`` as a Path.
@@ -355,8 +364,35 @@ def build_cache(
         >>> build_cache(records, "cbis-1024.h5", size=1024, resize="stretch")  # doctest: +SKIP
         >>> images, masks, records = read_cache("cbis-1024.h5")  # doctest: +SKIP
     """
-    import h5py
+    records, target, kinds = _check_build_arguments(records, size, resize, workers, kinds)
+    path = Path(path)
+    part = path.with_name(path.name + ".part")
+    manifest = _manifest(records, target, resize, kinds)
+    stats = _source_stats(records)
+    offsets = np.cumsum([0] + [len(_drawable(r)) for r in records]).astype(np.int64)
+    plan = _plan(path, part, manifest, stats, records, offsets, verify_stored)
+    if plan is None:
+        return path
+    if plan.fresh:
+        part.unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _create(part, manifest, offsets, stats)
+    _write_entries(part, plan, records, stats, offsets, (target, resize, kinds), workers, progress)
+    os.replace(part, path)
+    return path
 
+
+# --------------------------------------------------------------------------- build phases
+
+
+def _check_build_arguments(
+    records: Sequence[Record],
+    size: Size,
+    resize: str,
+    workers: int | None,
+    kinds: Sequence[str] | str | None,
+) -> tuple[list[Record], tuple[int, int], tuple[str, ...] | None]:
+    """`build_cache`'s arguments checked: the records as a list, the target size, the kinds."""
     target = parse_size(size)
     if resize not in RESIZE_MODES:
         raise ValueError(f"`resize` must be one of {RESIZE_MODES}, received {resize!r}")
@@ -369,50 +405,145 @@ def build_cache(
     records = list(records)
     if not records:
         raise ValueError("`records` is empty: nothing to cache")
-    path = Path(path)
-    part = path.with_name(path.name + ".part")
-    manifest = _manifest(records, target, resize, kinds)
-    stats = _source_stats(records)
+    return records, target, kinds
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a build writes into ``<path>.part``.
+
+    fresh: create the file anew (nothing to resume).
+    done: per image, whether the file already holds it (all False when ``fresh``).
+    redo: images held but to write again (changed sources, damaged chunks); they are unmarked
+        in the file before anything is written.
+    """
+
+    fresh: bool
+    done: np.ndarray
+    redo: np.ndarray
+
+    @property
+    def todo(self) -> np.ndarray:
+        done = self.done.copy()
+        done[self.redo] = False
+        return np.flatnonzero(~done)
+
+
+def _plan(
+    path: Path,
+    part: Path,
+    manifest: dict[str, Any],
+    stats: np.ndarray,
+    records: list[Record],
+    offsets: np.ndarray,
+    verify_stored: bool,
+) -> _Plan | None:
+    """Decide what is stale and what to resume; None: the complete cache at ``path`` serves.
+
+    A complete cache with the same parameters and records is refreshed in place (moved back
+    to ``part``) when source files changed or chunks are damaged; with other parameters it is
+    rebuilt, unless ``part`` is an interrupted build of these parameters, which is resumed.
+    """
+    import h5py
+
     if path.is_file():
         try:
             with h5py.File(path, "r") as handle:
                 reason = _stale_reason(_read_manifest(handle), manifest)
-                changed = _changed(handle["sources"][...], stats)
+                if reason is None:
+                    changed = _changed(handle["sources"][...], stats)
+                    done = handle["done"][...].astype(bool)
+                    damaged = _damaged_entries(handle, offsets, done, changed, verify_stored)
         except (OSError, KeyError, ValueError) as err:
             reason = f"unreadable ({err})"
-        if reason is None and not len(changed):
-            return path
-        if reason is None:  # same parameters and records: redo only the changed images
-            names = ", ".join(records[i].image_id for i in changed[:5])
-            warnings.warn(
-                f"{path}: stale cache, re-caching {len(changed)} image(s) whose source files "
-                f"changed since the build: {names}",
-                stacklevel=2,
-            )
+        if reason is None:
+            if not len(changed) and not len(damaged):
+                return None
+            _warn_redo(path, records, changed, damaged)
             os.replace(path, part)
-        else:
-            warnings.warn(f"{path}: stale cache, rebuilding: {reason}", stacklevel=2)
-    offsets = np.cumsum([0] + [len(_drawable(r)) for r in records]).astype(np.int64)
-    resume = False
+            return _Plan(fresh=False, done=done, redo=np.union1d(changed, damaged))
+        warnings.warn(f"{path}: stale cache, rebuilding: {reason}", stacklevel=3)
     if part.is_file():
         try:
             with h5py.File(part, "r") as handle:
-                resume = _stale_reason(_read_manifest(handle), manifest) is None
-                resume = resume and handle["done"].shape == (len(records),)
-                changed = _changed(handle["sources"][...], stats)
-                done = handle["done"][...].astype(bool)
-        except Exception:  # a build killed while creating the file: start again
-            resume = False
-    if not resume:
-        part.unlink(missing_ok=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _create(part, manifest, offsets, stats)
-        changed, done = np.zeros(0, np.int64), np.zeros(len(records), bool)
-    done[changed] = False
-    todo = np.flatnonzero(~done)
+                reason = _stale_reason(_read_manifest(handle), manifest)
+                if reason is None and handle["done"].shape != (len(records),):
+                    reason = f"`done` has shape {handle['done'].shape}"
+                if reason is None:
+                    changed = _changed(handle["sources"][...], stats)
+                    done = handle["done"][...].astype(bool)
+                    damaged = _damaged_entries(handle, offsets, done, changed, verify_stored)
+        except Exception as err:  # a build killed while creating the file: start again
+            reason = f"unreadable ({err})"
+        if reason is None:
+            _warn_redo(part, records, np.zeros(0, np.int64), damaged)
+            return _Plan(fresh=False, done=done, redo=np.union1d(changed, damaged))
+        warnings.warn(
+            f"{part}: not resuming this interrupted build: {reason}; starting again",
+            stacklevel=3,
+        )
+    return _Plan(fresh=True, done=np.zeros(len(records), bool), redo=np.zeros(0, np.int64))
+
+
+def _damaged_entries(
+    handle, offsets: np.ndarray, done: np.ndarray, changed: np.ndarray, verify_stored: bool
+) -> np.ndarray:
+    """Indices of stored images (done, sources unchanged) one of whose chunks (image, mask,
+    instance masks) fails its fletcher32 checksum; empty unless ``verify_stored``."""
+    if not verify_stored:
+        return np.zeros(0, np.int64)
+    stored = done.copy()
+    stored[changed] = False
+    images, masks, instances = handle["images"], handle["masks"], handle["instance_masks"]
+    damaged = []
+    for index in np.flatnonzero(stored):
+        start, stop = offsets[index], offsets[index + 1]
+        try:
+            images[index]
+            masks[index]
+            if stop > start:
+                instances[start:stop]
+        except OSError:  # HDF5's "data error detected by fletcher32 checksum"
+            damaged.append(index)
+    return np.asarray(damaged, np.int64)
+
+
+def _warn_redo(path: Path, records: list[Record], changed: np.ndarray, damaged: np.ndarray) -> None:
+    """Say which stored images are cached again, and why."""
+    if len(changed):
+        names = ", ".join(records[i].image_id for i in changed[:5])
+        warnings.warn(
+            f"{path}: stale cache, re-caching {len(changed)} image(s) whose source files "
+            f"changed since the build: {names}",
+            stacklevel=4,
+        )
+    if len(damaged):
+        names = ", ".join(f"{i} ({records[i].image_id})" for i in damaged[:10])
+        more = f" and {len(damaged) - 10} more" if len(damaged) > 10 else ""
+        warnings.warn(
+            f"{path}: damaged cache, re-caching {len(damaged)} image(s) whose stored chunks "
+            f"fail their checksum: {names}{more}",
+            stacklevel=4,
+        )
+
+
+def _write_entries(
+    part: Path,
+    plan: _Plan,
+    records: list[Record],
+    stats: np.ndarray,
+    offsets: np.ndarray,
+    settings: tuple[tuple[int, int], str, tuple[str, ...] | None],
+    workers: int | None,
+    progress: bool,
+) -> None:
+    """Process the images ``plan`` has to do and write each, marking it done once on disk."""
+    import h5py
+
+    todo = plan.todo
     if workers is None:
         workers = min(os.cpu_count() or 1, 4) if len(todo) >= 8 else 1
-    jobs = [(int(i), records[i], target, resize, kinds) for i in todo]
+    jobs = [(int(i), records[i], *settings) for i in todo]
     # The pool starts before the file is opened for writing: no worker inherits it.
     # rdcc_nbytes=0: chunks go straight to the file, none waits in HDF5's chunk cache.
     pool = _pool(workers)
@@ -424,10 +555,11 @@ def build_cache(
     )
     try:
         with h5py.File(part, "r+", rdcc_nbytes=0) as handle, bar:
-            if len(changed):  # unmark first: a crash in between must not trust old pixels
-                handle["done"][changed] = 0
+            redo = plan.redo
+            if len(redo):  # unmark first: a crash in between must not trust old pixels
+                handle["done"][redo] = 0
                 handle.flush()
-                handle["sources"][changed] = stats[changed]
+                handle["sources"][redo] = stats[redo]
                 handle.flush()
             for index, result in _run(jobs, pool, workers):
                 start, stop = offsets[index], offsets[index + 1]
@@ -446,8 +578,9 @@ def build_cache(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    os.replace(part, path)
-    return path
+
+
+# --------------------------------------------------------------------------- reading
 
 
 def _open_complete(path: Path):
@@ -484,7 +617,7 @@ def _read_checked(handle, name: str, records: Sequence[Record], path: Path) -> n
             except OSError as err:
                 raise MammosegDataError(
                     f"damaged cache: {name} of image {index} ({record.image_id}) fails its "
-                    f"checksum ({err}); delete the file and run build_cache again",
+                    f"checksum ({err}); run build_cache again to re-cache it",
                     path=path,
                 ) from err
         raise MammosegDataError(

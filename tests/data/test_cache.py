@@ -280,3 +280,125 @@ def test_read_cache_rejects_unknown_kind(tmp_path, mias_records, kinds, message)
     path = build_cache(mias_records[:2], tmp_path / "m.h5", size=64, workers=1, progress=False)
     with pytest.raises(ValueError, match=message):
         read_cache(path, kinds=kinds)
+
+
+def _assert_same_cache(reference, path):
+    for a, b in zip(reference, read_cache(path)):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+        else:
+            assert a == b
+
+
+_PROCESS = cache_module._process  # the real one, whatever a test patched in since
+
+
+def _count_processed(monkeypatch) -> list[str]:
+    """Record the image id of every image `build_cache` decodes from here on."""
+    calls: list[str] = []
+    monkeypatch.setattr(
+        cache_module, "_process", lambda r, *a: calls.append(r.image_id) or _PROCESS(r, *a)
+    )
+    return calls
+
+
+@pytest.mark.parametrize("name, row", [("images", 1), ("masks", 1), ("instance_masks", 1)])
+def test_damaged_chunk_is_reported_and_rebuilt(tmp_path, cbis_records, monkeypatch, name, row):
+    records = cbis_records[:3]  # one lesion each: instance-mask row 1 is image 1's
+    path = build_cache(records, tmp_path / "d.h5", size=64, workers=1, progress=False)
+    reference = read_cache(path)
+    reference_instances = read_instance_masks(path, 1)
+    _corrupt_chunk(path, name, row)
+    calls = _count_processed(monkeypatch)
+    expected = f"d.h5: damaged cache, re-caching 1 image.* checksum: 1 \\({records[1].image_id}\\)"
+    with pytest.warns(UserWarning, match=expected):
+        assert build_cache(records, path, size=64, workers=1, progress=False) == path
+    assert calls == [records[1].image_id]  # only the damaged image is decoded again
+    assert not (tmp_path / "d.h5.part").exists()
+    _assert_same_cache(reference, path)
+    np.testing.assert_array_equal(read_instance_masks(path, 1), reference_instances)
+
+
+def test_damaged_chunk_of_an_interrupted_build_is_rebuilt(tmp_path, cbis_records, monkeypatch):
+    reference = read_cache(build_cache(cbis_records, tmp_path / "r.h5", size=64, workers=1))
+    real = cache_module._process
+    seen: list[str] = []
+
+    def failing(record, *args):
+        if len(seen) == 4:
+            raise RuntimeError("injected fault")
+        seen.append(record.image_id)
+        return real(record, *args)
+
+    monkeypatch.setattr(cache_module, "_process", failing)
+    with pytest.raises(RuntimeError, match="injected fault"):
+        build_cache(cbis_records, tmp_path / "c.h5", size=64, workers=1)
+    part = tmp_path / "c.h5.part"
+    _corrupt_chunk(part, "images", 2)  # image 2 is done in the partial file
+    calls = _count_processed(monkeypatch)
+    with pytest.warns(UserWarning, match=rf"c.h5.part: damaged cache, .*: 2 \({seen[2]}\)"):
+        build_cache(cbis_records, tmp_path / "c.h5", size=64, workers=1)
+    assert calls == [seen[2]] + [r.image_id for r in cbis_records[4:]]
+    _assert_same_cache(reference, tmp_path / "c.h5")
+
+
+def test_damaged_chunk_is_kept_without_verify_stored(tmp_path, mias_records, recwarn):
+    path = build_cache(mias_records[:3], tmp_path / "m.h5", size=64, workers=1, progress=False)
+    _corrupt_chunk(path, "images", 1)
+    stamp = path.stat().st_mtime_ns
+    build_cache(mias_records[:3], path, size=64, workers=1, progress=False, verify_stored=False)
+    assert path.stat().st_mtime_ns == stamp and not recwarn.list  # trusted as is
+    with pytest.raises(MammosegDataError, match="images of image 1 .* run build_cache again"):
+        read_cache(path)
+
+
+def test_cache_of_other_kinds_is_rebuilt(tmp_path, cbis_records, monkeypatch):
+    """A cache of the masses only must not serve every kind (kinds=None): its unions differ."""
+    path = build_cache(cbis_records, tmp_path / "k.h5", size=64, kinds="mass", workers=1)
+    _, mass_masks, _ = read_cache(path)
+    calcified = [i for i, r in enumerate(cbis_records) if r.lesions[0].kind == "calcification"]
+    assert calcified and not mass_masks[calcified].any()  # calcifications are not in the union
+    every_kind = read_cache(build_cache(cbis_records, tmp_path / "all.h5", size=64, kinds=None))
+    assert every_kind[1][calcified].any()
+    calls = _count_processed(monkeypatch)
+    with pytest.warns(
+        UserWarning, match=r"stale cache, rebuilding: kinds was \['mass'\], now None"
+    ):
+        build_cache(cbis_records, path, size=64, kinds=None, workers=1)
+    assert len(calls) == len(cbis_records)
+    _assert_same_cache(every_kind, path)
+
+
+@pytest.mark.parametrize(
+    "other, reason",
+    [
+        ({"kinds": None}, r"kinds was None, now \['mass'\]"),  # same shapes: resuming would mix
+        ({"size": 48}, r"size was \[48, 48\], now \[64, 64\]"),
+        ({"resize": "stretch"}, "resize was 'stretch', now 'pad'"),
+    ],
+)
+def test_partial_file_of_other_settings_is_not_resumed(
+    tmp_path, cbis_records, monkeypatch, other, reason
+):
+    settings = {"size": 64, "resize": "pad", "kinds": "mass", "workers": 1, "progress": False}
+    reference = read_cache(build_cache(cbis_records, tmp_path / "ref.h5", **settings))
+    real = cache_module._process
+    seen: list[str] = []
+
+    def failing(record, *args):
+        if len(seen) == 4:
+            raise RuntimeError("injected fault")
+        seen.append(record.image_id)
+        return real(record, *args)
+
+    monkeypatch.setattr(cache_module, "_process", failing)
+    with pytest.raises(RuntimeError, match="injected fault"):
+        build_cache(cbis_records, tmp_path / "c.h5", **{**settings, **other})
+    assert (tmp_path / "c.h5.part").exists()
+    calls = _count_processed(monkeypatch)
+    with pytest.warns(
+        UserWarning, match=f"c.h5.part: not resuming this interrupted build: {reason}"
+    ):
+        build_cache(cbis_records, tmp_path / "c.h5", **settings)
+    assert len(calls) == len(cbis_records)  # every image decoded again, none taken over
+    _assert_same_cache(reference, tmp_path / "c.h5")
