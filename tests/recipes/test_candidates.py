@@ -111,3 +111,34 @@ def test_select_postprocessing_limits_regions_only_when_it_helps():
     threshold, regions, _ = select_postprocessing(every, [{1: every[0]}], thresholds)
     assert (threshold, regions) == (0.5, None)
     assert select_postprocessing(every, [], thresholds)[:2] == (0.5, None)
+
+
+def test_threshold_ties_go_to_the_higher_threshold():
+    # TP, FP, FN at thresholds 0.3, 0.5, 0.7: Dice 4/6, 4/6, 2/4. The tie at 4/6 goes to 0.5
+    # (fewer false-positive pixels on normal images), whichever order the thresholds come in.
+    counts = np.array([[2, 1, 1], [2, 1, 1], [1, 0, 2]])
+    best, curve = select_threshold([counts], [0.3, 0.5, 0.7])
+    assert best == 0.5 and curve == pytest.approx([4 / 6, 4 / 6, 2 / 4])
+    assert select_threshold([counts[::-1]], [0.7, 0.5, 0.3])[0] == 0.5
+    # Every threshold ties: the highest one.
+    flat = np.array([[1, 1, 1]] * 3)
+    assert select_threshold([flat], [0.3, 0.5, 0.7])[0] == 0.7
+
+
+def test_threshold_ties_up_to_rounding_noise():
+    # Mean Dice (0.1 + 0.2) / 2 = 0.15000000000000002 at 0.3 and (0.3 + 0.0) / 2 = 0.15 at 0.5:
+    # equal but for float noise, so a tie, and 0.5 wins. Made-up counts (TP, FP, FN):
+    # image 1: Dice 2/20 = 0.1 at 0.3, 6/20 = 0.3 at 0.5; image 2: 2/10 = 0.2, then 0.
+    image_1 = np.array([[1, 9, 9], [3, 7, 7]])
+    image_2 = np.array([[1, 4, 4], [0, 1, 5]])
+    best, curve = select_threshold([image_1, image_2], [0.3, 0.5])
+    assert curve[0] > curve[1] and curve[0] == pytest.approx(curve[1])
+    assert best == 0.5
+
+
+def test_an_image_with_one_lesion_pixel_votes():
+    # Image 1 (one truth pixel, found only at 0.3) decides against image 2 (no lesion).
+    one_pixel = np.array([[1, 0, 0], [0, 0, 1]])  # Dice 1 at 0.3, 0 at 0.5
+    normal = np.array([[0, 5, 0], [0, 0, 0]])  # no truth: does not vote
+    best, curve = select_threshold([one_pixel, normal], [0.3, 0.5])
+    assert best == 0.3 and curve == [1.0, 0.0]
