@@ -141,3 +141,22 @@ def test_public_names_of_package_inits_have_one_home():
     allowed = {"main", "get_config", "call", "build", "compute_output_shape", "from_config"}
     twice = {n: m for n, m in twice.items() if n not in allowed}
     assert not twice, f"public names defined in more than one module: {twice}"
+
+
+def test_every_package_docstring_maps_its_modules():
+    # A newcomer opening a package's __init__ finds every module and subpackage named there.
+    import re
+
+    missing = []
+    for name, path in MODULES.items():
+        if path.name != "__init__.py":
+            continue
+        words = set(re.findall(r"\w+", ast.get_docstring(ast.parse(path.read_text())) or ""))
+        children = {
+            child.stem if child.is_file() else child.name
+            for child in path.parent.iterdir()
+            if (child.suffix == ".py" and child.name != "__init__.py")
+            or (child.is_dir() and (child / "__init__.py").exists())
+        }
+        missing += [f"{name}: {child}" for child in sorted(children - words)]
+    assert not missing, "modules missing from their package's docstring: " + ", ".join(missing)
