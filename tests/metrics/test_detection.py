@@ -131,3 +131,19 @@ def test_mask_lesion_hit_needs_a_shared_pixel():
     prob[3, 3] = 0.7  # now overlapping (and joined with (4, 4) by 8-connectivity)
     match = match_lesions(prob, [mask])
     assert match.hit_scores.tolist() == [0.7] and match.false_positive_scores.tolist() == [0.9]
+
+
+def test_region_defaults_channel_axis_and_min_area_boundary():
+    from mammoseg.metrics import regions_from_probability
+
+    prob = np.zeros((6, 8))
+    prob[1, 1:3] = 0.6  # area 2
+    prob[4, 6] = 0.3  # below the default threshold 0.5
+    regions = regions_from_probability(prob)
+    assert [(r.score, r.area, r.centroid) for r in regions] == [(0.6, 2, (1.0, 1.5))]
+    # (H, W, 1) is the same map.
+    again = regions_from_probability(prob[..., None])
+    assert [(r.score, r.area, r.centroid) for r in again] == [(0.6, 2, (1.0, 1.5))]
+    # min_area keeps a region of exactly that area.
+    assert [r.area for r in regions_from_probability(prob, 0.5, min_area=2)] == [2]
+    assert regions_from_probability(prob, 0.5, min_area=3) == []

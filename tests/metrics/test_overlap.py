@@ -73,3 +73,20 @@ def test_a_lone_false_positive_is_not_an_empty_prediction():
     assert empty_prediction_rate(pred[:1], truth[:1]) == 0.0
     assert empty_prediction_rate(pred[1:3], truth[1:3]) == 1.0  # C does not vote
     assert np.isnan(empty_prediction_rate(pred[2:3], truth[2:3]))
+
+
+def test_default_threshold_and_tensor_input():
+    # confusion_counts' default threshold is 0.5; a Keras tensor (H, W) is one image, as an array.
+    import keras
+
+    from mammoseg.metrics import confusion_counts
+
+    pred = np.array([[0.3, 0.6], [0.5, 0.0]])
+    truth = np.array([[1, 1], [0, 0]])
+    c = confusion_counts(pred, truth)
+    assert (c.tp.tolist(), c.fp.tolist(), c.fn.tolist(), c.tn.tolist()) == ([1], [1], [1], [1])
+    tensor = keras.ops.convert_to_tensor(pred.astype("float32"))
+    c = confusion_counts(tensor, truth)
+    assert (c.tp.tolist(), c.fp.tolist(), c.fn.tolist(), c.tn.tolist()) == ([1], [1], [1], [1])
+    # Dice 2 / (2 + 1 + 1)
+    assert dice_score(tensor, keras.ops.convert_to_tensor(truth)) == pytest.approx(0.5)
