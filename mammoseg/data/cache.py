@@ -167,16 +167,23 @@ def _read_resized(path: str, target: tuple[int, int], resize: str):
 
 
 def _read_binary(path: str) -> np.ndarray:
-    """A mask file as booleans: what `records.load_mask` counts as inside (value > 0)."""
-    if _is_dicom(path):
-        from mammoseg.data.dicom import read_dicom_stored
+    """A mask file as booleans: what `records.read_mask` counts as inside (value > 0).
 
-        stored, meta, _ = read_dicom_stored(path)
-        low, high = meta["value_range"]
-        return stored < high if meta["inverted"] else stored > low
-    from mammoseg.data.records import read_pixels
+    Raises:
+        MammosegDataError: as `records.read_mask`, also for a mask that marks no pixel.
+    """
+    if not _is_dicom(path):
+        from mammoseg.data.records import read_mask
 
-    return read_pixels(path) > 0
+        return read_mask(path)
+    from mammoseg.data.dicom import read_dicom_stored
+
+    stored, meta, _ = read_dicom_stored(path)
+    low, high = meta["value_range"]
+    inside = stored < high if meta["inverted"] else stored > low
+    if not inside.any():
+        raise MammosegDataError("the ROI mask is all zero: it marks no lesion pixel", path=path)
+    return inside
 
 
 def _process(record: Record, target: tuple[int, int], resize: str, kinds) -> dict[str, Any]:

@@ -402,3 +402,26 @@ def test_partial_file_of_other_settings_is_not_resumed(
         build_cache(cbis_records, tmp_path / "c.h5", **settings)
     assert len(calls) == len(cbis_records)  # every image decoded again, none taken over
     _assert_same_cache(reference, tmp_path / "c.h5")
+
+
+@pytest.mark.parametrize("suffix", [".dcm", ".pgm"])
+def test_all_zero_mask_file_is_an_error_naming_it(tmp_path, cbis_records, suffix):
+    # The cache reads mask files itself (DICOM stored values, or read_mask): a mask that marks
+    # no pixel would silently become "no lesion here".
+    from dataclasses import replace
+
+    from mammoseg.data.dicom import write_dicom
+    from mammoseg.data.pgm import write_pgm
+
+    blank = tmp_path / f"blank{suffix}"
+    if suffix == ".dcm":
+        write_dicom(blank, np.zeros((40, 30), np.uint8))
+    else:
+        write_pgm(blank, np.zeros((40, 30), np.uint8))
+    record = cbis_records[0]
+    lesion = replace(record.lesions[0], mask_path=str(blank))
+    bad = replace(record, lesions=(lesion, *record.lesions[1:]))
+    with pytest.raises(MammosegDataError) as info:
+        build_cache([bad], tmp_path / "c.h5", size=64, kinds=None)
+    assert str(info.value) == f"{blank}: the ROI mask is all zero: it marks no lesion pixel"
+    assert not (tmp_path / "c.h5").exists()
