@@ -305,3 +305,27 @@ def test_dice_bce_over_batch_pools_the_dice_term():
     per_image = ((1.2 / 7) + (1 - 1 / 1.9)) / 2
     got = float(L.dice_bce_loss(bce_weight=0.5)(y, p))
     assert got == pytest.approx(per_image + 0.5 * bce, rel=1e-5)
+
+
+def test_defaults_hand_computed():
+    # Focal loss defaults γ = 2, α = 0.25, probabilities (the function and the class).
+    y, p = np.array([[1.0, 0.0]], "float32"), np.array([[0.8, 0.8]], "float32")
+    focal = (0.25 * 0.2**2 * -math.log(0.8) + 0.75 * 0.8**2 * -math.log(0.2)) / 2
+    np.testing.assert_allclose(value(L.binary_focal_loss(y, p)), [focal], rtol=1e-5)
+    assert float(L.BinaryFocalLoss()(y, p)) == pytest.approx(focal, rel=1e-5)
+    # Tversky index defaults α = β = 0.5, smooth 1: (2 + 1) / (2 + 1 + 0.5 + 1) = 2/3.
+    y, p = batch(TRUTH), batch(PRED)  # TP 2, FP 2, FN 1
+    np.testing.assert_allclose(value(L.tversky_index(y, p)), [2 / 3], rtol=1e-6)
+    # Tversky loss defaults α = 0.3, β = 0.7, smooth 1; focal Tversky γ = 0.75.
+    np.testing.assert_allclose(value(L.tversky_loss(y, p)), [1.3 / 4.3], rtol=1e-6)
+    np.testing.assert_allclose(value(L.focal_tversky_loss(y, p)), [(1.3 / 4.3) ** 0.75], rtol=1e-6)
+    # Dice loss default smooth 1: 1 - 5/8.
+    np.testing.assert_allclose(value(L.dice_loss(y, p)), [3 / 8], rtol=1e-6)
+
+
+def test_combined_loss_accepts_a_zero_weight():
+    # A zero weight switches a term off (an ablation), it is not an error.
+    y, p = batch(TRUTH), batch(PRED)
+    combined = L.CombinedLoss([L.DiceLoss(), L.WeightedBinaryCrossentropy(10)], [1, 0])
+    assert combined.weights == [1.0, 0.0]
+    assert float(combined(y, p)) == pytest.approx(3 / 8, rel=1e-6)

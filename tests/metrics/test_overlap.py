@@ -90,3 +90,24 @@ def test_default_threshold_and_tensor_input():
     assert (c.tp.tolist(), c.fp.tolist(), c.fn.tolist(), c.tn.tolist()) == ([1], [1], [1], [1])
     # Dice 2 / (2 + 1 + 1)
     assert dice_score(tensor, keras.ops.convert_to_tensor(truth)) == pytest.approx(0.5)
+
+
+def test_every_metric_binarises_at_0_5_by_default():
+    # Probabilities 0.3 (tumour), 0.6 (tumour), 0.5 (background), 0.0 (background).
+    # At 0.5: TP 1, FP 1, FN 1, TN 1. (At 0.25 the 0.3 pixel would be a TP: Dice 4/5.)
+    from mammoseg import metrics as M
+
+    pred = np.array([[0.3, 0.6], [0.5, 0.0]])
+    truth = np.array([[1, 1], [0, 0]])
+    assert M.dice_score(pred, truth) == pytest.approx(2 / 4)
+    assert M.dice_pooled(pred, truth) == pytest.approx(2 / 4)
+    np.testing.assert_allclose(M.dice_per_image(pred, truth), [2 / 4])
+    assert M.foreground_iou(pred, truth) == pytest.approx(1 / 3)
+    assert M.mean_iou_both_classes(pred, truth) == pytest.approx(1 / 3)  # (1/3 + 1/3) / 2
+    assert M.sensitivity(pred, truth) == pytest.approx(1 / 2)
+    assert M.specificity(pred, truth) == pytest.approx(1 / 2)
+    assert M.dice_score(pred, truth, threshold=0.25) == pytest.approx(4 / 5)
+    # Only the 0.3 pixel predicted at a threshold of 0.25 but not 0.5: empty at 0.5.
+    lone = np.array([[0.3, 0.0], [0.0, 0.0]])
+    assert M.empty_prediction_rate(lone, truth) == 1.0
+    assert M.empty_prediction_rate(lone, truth, threshold=0.25) == 0.0

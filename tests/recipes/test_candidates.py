@@ -142,3 +142,13 @@ def test_an_image_with_one_lesion_pixel_votes():
     normal = np.array([[0, 5, 0], [0, 0, 0]])  # no truth: does not vote
     best, curve = select_threshold([one_pixel, normal], [0.3, 0.5])
     assert best == 0.3 and curve == [1.0, 0.0]
+
+
+def test_region_limited_counts_default_choices():
+    # REGION_CHOICES (1, 2): one and two regions kept. Regions: 0.9 (1 px, on the truth),
+    # 0.7 (1 px, off), 0.6 (1 px, on the truth).
+    prob = np.array([[0.9, 0.0, 0.7, 0.0, 0.6]])
+    truth = np.array([[1, 0, 0, 0, 1]])
+    counts = region_limited_counts(prob, truth, [0.5])
+    assert sorted(counts) == [1, 2]
+    assert counts[1].tolist() == [[1, 0, 1]] and counts[2].tolist() == [[1, 1, 1]]
