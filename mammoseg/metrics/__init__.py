@@ -42,6 +42,7 @@ from mammoseg.metrics.detection import (
     sensitivity_at_rates,
 )
 from mammoseg.metrics.keras_metrics import (
+    AuthorsMeanIoU,
     DiceMetric,
     EmptyPredictionRate,
     ForegroundIoU,
@@ -65,6 +66,7 @@ from mammoseg.metrics.overlap import (
 )
 
 __all__ = [
+    "AuthorsMeanIoU",
     "FROC_FP_RATES",
     "FROC_METHODS",
     "REDUCTIONS",

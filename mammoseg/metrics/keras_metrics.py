@@ -168,6 +168,104 @@ class MeanIoUBothClasses(keras.metrics.BinaryIoU):
 
 
 @keras.saving.register_keras_serializable(package="mammoseg")
+class AuthorsMeanIoU(keras.metrics.Metric):
+    """The paper's Fig. 4 metric exactly as the authors' code computed it (facts.md §8).
+
+    Their notebooks wrap TF1 ``tf.metrics.mean_iou(y_true, y_pred, num_classes=2)`` in the
+    ``as_keras_metric`` decorator. Three things follow, all reproduced here:
+
+    * ``y_pred`` is cast to an integer class, so every probability below exactly 1.0 is
+      class 0 (a sigmoid output is never "tumour" unless it saturates);
+    * the confusion matrix is initialised once, when the metric is built, and never reset: it
+      streams over every batch since then, across epochs, training and validation alike;
+    * after each batch the value is TF1's mean IoU of that streamed matrix (the mean over the
+      classes whose union is non-empty), and Keras 2 showed the mean of those per-batch values
+      over the epoch, weighted by batch size.
+
+    ``reset_state`` (Keras calls it at each epoch start) therefore resets only the epoch's
+    running mean; `reset_stream` starts the confusion matrix again. An empty predictor on data
+    where tumour is a small share of the pixels reads close to 0.5 (background IoU near 1,
+    tumour IoU 0), never 0.95.
+
+    Args:
+        name, dtype: as for any `keras.metrics.Metric`.
+
+    Example:
+        >>> m = AuthorsMeanIoU()
+        >>> m.update_state([[1.0, 0.0]], [[0.99, 0.0]])  # 0.99 -> class 0: IoUs 0 and 1/2
+        >>> float(m.result())
+        0.25
+        >>> m.update_state([[1.0, 0.0]], [[1.0, 0.0]])  # streamed: (2/3 + 1/2) / 2 = 7/12
+        >>> round(float(m.result()), 4)  # the mean of the two batches' values, (1/4 + 7/12) / 2
+        0.4167
+    """
+
+    def __init__(self, name: str = "authors_mean_iou", dtype: str | None = None) -> None:
+        super().__init__(name=name, dtype=dtype)
+        # Rows: truth class, columns: predicted class (TF1's layout).
+        self.confusion = self.add_variable(
+            shape=(2, 2), initializer="zeros", dtype="float64", name="confusion"
+        )
+        self.value_sum = self.add_variable(
+            shape=(), initializer="zeros", dtype="float64", name="value_sum"
+        )
+        self.weight_sum = self.add_variable(
+            shape=(), initializer="zeros", dtype="float64", name="weight_sum"
+        )
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        """Stream the batch into the confusion matrix; add its mean IoU to the epoch's mean.
+
+        ``sample_weight`` is not supported (the authors passed none): it raises.
+        """
+        if sample_weight is not None:
+            raise ValueError("AuthorsMeanIoU does not support `sample_weight`")
+        # tf.cast to int64 truncates towards zero: 0.99 -> 0, 1.0 -> 1.
+        pred = ops.reshape(ops.cast(ops.cast(y_pred, "float32"), "int64"), (-1,))
+        truth = ops.reshape(ops.cast(ops.cast(y_true, "float32"), "int64"), (-1,))
+        pred_one = ops.cast(ops.equal(pred, 1), "float64")
+        truth_one = ops.cast(ops.equal(truth, 1), "float64")
+        pred_zero = ops.cast(ops.equal(pred, 0), "float64")
+        truth_zero = ops.cast(ops.equal(truth, 0), "float64")
+        counts = ops.stack(
+            [
+                ops.stack([ops.sum(truth_zero * pred_zero), ops.sum(truth_zero * pred_one)]),
+                ops.stack([ops.sum(truth_one * pred_zero), ops.sum(truth_one * pred_one)]),
+            ]
+        )
+        self.confusion.assign_add(counts)
+        batch = ops.cast(ops.shape(y_true)[0], "float64")
+        self.value_sum.assign_add(batch * self._streamed_mean_iou())
+        self.weight_sum.assign_add(batch)
+
+    def _streamed_mean_iou(self) -> Any:
+        cm = self.confusion
+        diagonal = ops.diagonal(cm)
+        union = ops.sum(cm, axis=0) + ops.sum(cm, axis=1) - diagonal
+        valid = ops.sum(ops.cast(union > 0, "float64"))
+        iou = diagonal / ops.where(union > 0, union, 1.0)
+        return ops.where(valid > 0, ops.sum(iou) / ops.maximum(valid, 1.0), 0.0)
+
+    def result(self) -> Any:
+        return ops.where(
+            self.weight_sum > 0, self.value_sum / ops.maximum(self.weight_sum, 1.0), 0.0
+        )
+
+    def reset_state(self) -> None:
+        """Start the epoch's running mean again; the streamed confusion matrix stays."""
+        self.value_sum.assign(0.0)
+        self.weight_sum.assign(0.0)
+
+    def reset_stream(self) -> None:
+        """Forget the streamed confusion matrix too (a new model, a new run)."""
+        self.reset_state()
+        self.confusion.assign(ops.zeros((2, 2), "float64"))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype}
+
+
+@keras.saving.register_keras_serializable(package="mammoseg")
 class PixelSensitivity(_PixelCountMetric):
     """Pooled pixel sensitivity TP / (TP + FN) over the epoch (0 before any tumour pixel)."""
 
@@ -214,6 +312,7 @@ class EmptyPredictionRate(_PixelCountMetric):
 
 
 __all__ = [
+    "AuthorsMeanIoU",
     "DiceMetric",
     "EmptyPredictionRate",
     "ForegroundIoU",
