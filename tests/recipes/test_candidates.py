@@ -52,7 +52,9 @@ def test_threshold_needs_a_lesion():
     empty = overlap_counts(np.ones((4, 4)), np.zeros((4, 4)), [0.5])
     with pytest.raises(ValueError, match="no validation image holds a lesion"):
         select_threshold([empty], [0.5])
-    with pytest.raises(ValueError, match="counts"):
+    with pytest.raises(
+        ValueError, match=r"needs \(len\(thresholds\)=2, 3\) counts, received \(1, 3\)"
+    ):
         select_threshold([empty], [0.5, 0.6])
 
 
@@ -149,6 +151,12 @@ def test_region_limited_counts_default_choices():
     # 0.7 (1 px, off), 0.6 (1 px, on the truth).
     prob = np.array([[0.9, 0.0, 0.7, 0.0, 0.6]])
     truth = np.array([[1, 0, 0, 0, 1]])
-    counts = region_limited_counts(prob, truth, [0.5])
+    counts = region_limited_counts(prob, truth, [0.5, 0.95])
     assert sorted(counts) == [1, 2]
+    # At 0.95 no region: nothing kept, both truth pixels missed.
+    assert counts[1].tolist() == [[1, 0, 1], [0, 0, 2]]
+    assert counts[2].tolist() == [[1, 1, 1], [0, 0, 2]]
+    # The last region in raster order (0.7, ranked second) lies off the truth.
+    prob = np.array([[0.9, 0.0, 0.6, 0.0, 0.7]])
+    counts = region_limited_counts(prob, np.array([[1, 0, 1, 0, 0]]), [0.5], [1, 2])
     assert counts[1].tolist() == [[1, 0, 1]] and counts[2].tolist() == [[1, 1, 1]]
