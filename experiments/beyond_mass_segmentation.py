@@ -100,7 +100,7 @@ def run_recipe(run: common.Run, config: RecipeConfig, folder) -> dict:
         seed=run.args.seed,
         strategy=run.strategy,
         resume=run.args.resume,
-        stop_after_epoch=run.args.stop_after_epoch,
+        callbacks=run.callbacks,
     )
     predictor = Predictor(model, config)
     print("  validation: choosing the threshold and the region limit ...", flush=True)
@@ -176,7 +176,7 @@ def _findings(run: common.Run) -> list[tuple[str, str, str, str]]:
     test, val = result["test"], result["val"]
     dice_t, empty_t, sens_t = TARGETS.get(run.data_name, (None, None, None))
 
-    def verdict(value, target, higher=True):
+    def verdict(value, target, *, higher=True):
         if target is None or value is None:
             return "no target for this data"
         met = value >= target if higher else value <= target
@@ -312,10 +312,9 @@ def main(argv=None) -> None:
     parser = common.build_parser(__doc__)
     common.add_set_option(parser, "working_size=256 (a RecipeConfig field)")
     args = parser.parse_args(argv)
-    mode = "quick" if args.quick else "paper" if args.paper_scale else "default"
-    config = apply_overrides(CONFIGS[mode], args.set)
+    config = apply_overrides(CONFIGS[args.mode], args.set)
     scale = replace(
-        common.SCALES[mode],
+        common.SCALES[args.mode],
         image_size=config.working_size,
         epochs=config.epochs,
         batch_size=config.batch_size,

@@ -38,11 +38,16 @@ from mammoseg import data as mdata  # noqa: E402
 from mammoseg import training  # noqa: E402
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Scale:
-    """Sizes of one run mode. Scripts start from these and override what they need."""
+    """Sizes of one run mode. Scripts start from these and override what they need.
 
-    name: str
+    Example:
+        >>> SCALES["quick"].image_size
+        64
+    """
+
+    name: str  # the mode: "quick", "default" or "paper"
     image_size: int  # side of the square model input
     phantom_images: int  # built-in images to generate
     phantom_size: int  # side of the generated phantom images
@@ -55,21 +60,78 @@ class Scale:
 
 
 SCALES = {
-    "quick": Scale("quick", 64, 24, 256, 1, 4, 4, 2, 12, 4),
-    "default": Scale("default", 256, 322, 1024, 6, 8, 16, 4, None, 24),
-    "paper": Scale("paper", 1024, 322, 1024, 10, 2, 64, 4, None, 50),
+    scale.name: scale
+    for scale in (
+        Scale(
+            name="quick",
+            image_size=64,
+            phantom_images=24,
+            phantom_size=256,
+            epochs=1,
+            batch_size=4,
+            base_filters=4,
+            depth=2,
+            max_images=12,
+            eval_images=4,
+        ),
+        Scale(
+            name="default",
+            image_size=256,
+            phantom_images=322,
+            phantom_size=1024,
+            epochs=6,
+            batch_size=8,
+            base_filters=16,
+            depth=4,
+            max_images=None,
+            eval_images=24,
+        ),
+        Scale(
+            name="paper",
+            image_size=1024,
+            phantom_images=322,
+            phantom_size=1024,
+            epochs=10,
+            batch_size=2,
+            base_filters=64,
+            depth=4,
+            max_images=None,
+            eval_images=50,
+        ),
+    )
 }
 
 
 def build_parser(description: str) -> argparse.ArgumentParser:
-    """The common command line; a script adds its own options to it."""
+    """The common command line; a script adds its own options to it.
+
+    ``--quick`` and ``--paper-scale`` both set ``args.mode`` ("quick", "paper", else
+    "default"), the one key of `SCALES` and of a script's own per-mode presets.
+
+    Example:
+        >>> build_parser("demo").parse_args(["--quick"]).mode
+        'quick'
+    """
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", default="phantom", help="phantom | mias:PATH | cbis-ddsm:PATH")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="tiny run in seconds (tests)")
-    mode.add_argument("--paper-scale", action="store_true", help="the paper's sizes (GPU)")
+    mode.add_argument(
+        "--quick",
+        dest="mode",
+        action="store_const",
+        const="quick",
+        help="tiny run in seconds (tests)",
+    )
+    mode.add_argument(
+        "--paper-scale",
+        dest="mode",
+        action="store_const",
+        const="paper",
+        help="the paper's sizes (GPU)",
+    )
+    parser.set_defaults(mode="default")
     parser.add_argument("--output-dir", type=Path, default=None)
     parser.add_argument("--seed", type=_non_negative_int, default=0)
     parser.add_argument(
@@ -85,6 +147,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--epochs", type=_positive_int, default=None, help="override the mode's epochs"
     )
+    # Tests only: interrupt training after this epoch, to exercise --resume.
     parser.add_argument(
         "--stop-after-epoch", type=_positive_int, default=None, help=argparse.SUPPRESS
     )
@@ -129,7 +192,7 @@ def _settings(section: str, args: argparse.Namespace, scale: Scale) -> dict:
     }
 
 
-def prepare_run_folder(folder: Path, settings: dict, resume: bool, overwrite: bool) -> None:
+def prepare_run_folder(folder: Path, settings: dict, *, resume: bool, overwrite: bool) -> None:
     """Make `folder` this run's own folder, never deleting or reusing a foreign one.
 
     An existing non-empty folder is used only when it holds this program's `run.json` and
@@ -277,7 +340,10 @@ class Run:
         section: e.g. "V.C", shown in the report.
         title: the report's title.
         args: the parsed command line.
-        scale: sizes (already adjusted by the script).
+        scale: sizes (already adjusted by the script), usually ``SCALES[args.mode]``.
+
+    ``self.callbacks`` holds the extra Keras callbacks every training run of the script
+    gets: `training.StopAfterEpoch` when the test-only ``--stop-after-epoch`` is given.
     """
 
     def __init__(self, section: str, title: str, args: argparse.Namespace, scale: Scale):
@@ -300,9 +366,12 @@ class Run:
 
         keras.utils.set_random_seed(args.seed)
         if args.deterministic:
-            training.set_determinism(True)
+            training.set_determinism(enabled=True)
         self.precision = training.set_precision(args.precision)
         self.strategy = training.make_strategy(args.strategy)
+        self.callbacks: list = []
+        if args.stop_after_epoch is not None:
+            self.callbacks.append(training.StopAfterEpoch(args.stop_after_epoch))
         self.results: dict[str, dict] = {}
         self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         print(
@@ -343,24 +412,28 @@ class Run:
             self._arrays[split] = images[..., None], masks[..., None]
         return self._arrays[split]
 
-    def dataset(self, split: str, augment=None, shuffle: bool = True, records=None, map_fn=None):
+    def dataset(self, split: str, *, augment=None, shuffle: bool = True, records=None, map_fn=None):
         """A batched tf.data pipeline of a split at the run's size and global batch size.
 
         ``records`` replaces the split's records (e.g. an oversampled training list);
         ``map_fn`` is applied to each (images, masks) batch (e.g. to reshape the targets).
         """
         batch = self.scale.batch_size * self.strategy.num_replicas_in_sync
-        arrays = None if records is not None else tuple(a[..., 0] for a in self.arrays(split))
-        data = mdata.make_dataset(
-            records if records is not None else self.splits()[split],
-            self.scale.image_size,
-            batch,
-            augment=augment,
-            shuffle=shuffle,
-            seed=self.args.seed,
-            arrays=arrays,
-            progress=False,
-        )
+        if records is not None:
+            data = mdata.make_dataset(
+                records,
+                self.scale.image_size,
+                batch,
+                augment=augment,
+                shuffle=shuffle,
+                seed=self.args.seed,
+                progress=False,
+            )
+        else:
+            images, masks = (a[..., 0] for a in self.arrays(split))
+            data = mdata.dataset_from_arrays(
+                images, masks, batch, augment=augment, shuffle=shuffle, seed=self.args.seed
+            )
         return data if map_fn is None else data.map(map_fn)
 
     def train_and_evaluate(
@@ -369,6 +442,7 @@ class Run:
         model_fn: Callable,
         loss_fn: Callable,
         learning_rate: float,
+        *,
         train_data=None,
         target_fn=None,
         steps_per_epoch: int | None = None,
@@ -417,13 +491,12 @@ class Run:
             compile_fn,
             train_data if train_data is not None else self.dataset("train", map_fn=target_fn),
             self.dataset("val", shuffle=False, map_fn=target_fn),
-            scale.epochs,
-            folder,
+            epochs=scale.epochs,
+            run_dir=folder,
             strategy=self.strategy,
             steps_per_epoch=steps_per_epoch,
-            callbacks=[curve],
+            callbacks=[curve, *self.callbacks],
             resume=self.args.resume,
-            stop_after_epoch=self.args.stop_after_epoch,
         )
         result = {"history": history, "half_epoch": curve.rows}
         for split in ("val", "test"):
@@ -440,10 +513,12 @@ class Run:
         images, masks = self.arrays("val")
         return reporting.make_figures(self.dir, images, masks, self.results, labels, triplets)
 
-    def collapse_row(self, name: str, label: str, paper: str, overlap_loss: bool = False):
+    def collapse_row(self, name: str, label: str, paper: str, *, overlap_loss: bool = False):
         """One findings row for a sub-run: its test metrics and whether it collapsed."""
         result = self.results.get(name, {})
-        return reporting.collapse_row(result, label, paper, self.scale.image_size, overlap_loss)
+        return reporting.collapse_row(
+            result, label, paper, image_size=self.scale.image_size, overlap_loss=overlap_loss
+        )
 
     def sub_run(self, name: str, fn: Callable[[Path], dict]) -> dict:
         """Run one configuration; a finished one is reused on --resume, a failing one is

@@ -63,7 +63,7 @@ def make_figures(
 
 
 def collapse_row(
-    result: dict, label: str, paper: str, image_size: int, overlap_loss: bool = False
+    result: dict, label: str, paper: str, *, image_size: int, overlap_loss: bool = False
 ) -> tuple[str, str, str, str]:
     """One findings row: the test metrics and whether the model collapsed to empty masks."""
     if result.get("status") != "ok":

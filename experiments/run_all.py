@@ -31,6 +31,8 @@ SECTIONS = [
     ("beyond", "beyond_mass_segmentation.py"),
 ]
 HERE = Path(__file__).resolve().parent
+# args.mode → the option that selects it in each section script
+MODE_OPTIONS = {"quick": ["--quick"], "default": [], "paper": ["--paper-scale"]}
 
 
 def main(argv=None) -> None:
@@ -38,13 +40,12 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="+", default=None, help="sections to run, e.g. V.B V.C")
     args = parser.parse_args(argv)
     root = Path(args.output_dir or common.REPO / "runs" / "all")
-    mode = "quick" if args.quick else "paper" if args.paper_scale else "default"
     settings = {
         "section": "all",
         "data": args.data,
         "seed": args.seed,
         "deterministic": bool(args.deterministic),
-        "mode": mode,
+        "mode": args.mode,
         "epochs": args.epochs,
     }
     common.prepare_run_folder(root, settings, resume=args.resume, overwrite=args.overwrite)
@@ -55,7 +56,7 @@ def main(argv=None) -> None:
         f"--precision={args.precision}",
         f"--strategy={args.strategy}",
     ]
-    passthrough += ["--quick"] if args.quick else ["--paper-scale"] if args.paper_scale else []
+    passthrough += MODE_OPTIONS[args.mode]
     passthrough += ["--resume"] if args.resume else []
     passthrough += ["--overwrite"] if args.overwrite else []
     passthrough += ["--deterministic"] if args.deterministic else []
@@ -92,7 +93,7 @@ def main(argv=None) -> None:
         "# mammoseg: every section of the paper",
         "",
         f"Data `{args.data}`, mode "
-        f"`{mode}`, seed "
+        f"`{args.mode}`, seed "
         f"{args.seed}. Each section's own report is in its folder.",
         "",
         "| section | status |",

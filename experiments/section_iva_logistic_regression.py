@@ -43,7 +43,7 @@ def fit_sklearn(run: common.Run, class_weight) -> dict:
 
 def main(argv=None) -> None:
     args = common.build_parser(__doc__).parse_args(argv)
-    scale = common.SCALES["quick" if args.quick else "paper" if args.paper_scale else "default"]
+    scale = common.SCALES[args.mode]
     run = common.Run(SECTION, TITLE, args, scale)
     images, masks = run.arrays("train")
     positive_share = float(masks.mean())

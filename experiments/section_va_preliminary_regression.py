@@ -78,7 +78,7 @@ def train_variant(run: common.Run, variant: str, folder) -> dict:
 
 def main(argv=None) -> None:
     args = common.build_parser(__doc__).parse_args(argv)
-    scale = common.SCALES["quick" if args.quick else "paper" if args.paper_scale else "default"]
+    scale = common.SCALES[args.mode]
     run = common.Run(SECTION, TITLE, args, scale)
     for variant in LABELS:
         run.sub_run(variant, lambda folder, v=variant: train_variant(run, v, folder))

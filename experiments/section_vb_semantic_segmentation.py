@@ -31,7 +31,7 @@ def per_pixel_classes(images, masks):
 
 def main(argv=None) -> None:
     args = common.build_parser(__doc__).parse_args(argv)
-    scale = common.SCALES["quick" if args.quick else "paper" if args.paper_scale else "default"]
+    scale = common.SCALES[args.mode]
     run = common.Run(SECTION, TITLE, args, scale)
     shape = (scale.image_size, scale.image_size, 1)
     lr = LEARNING_RATE[scale.name]

@@ -66,7 +66,7 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="+", choices=list(LOSSES), help="train only these losses")
     parser.add_argument("--learning-rate", type=float, default=None, help="override Adam's rate")
     args = parser.parse_args(argv)
-    scale = common.SCALES["quick" if args.quick else "paper" if args.paper_scale else "default"]
+    scale = common.SCALES[args.mode]
     run = common.Run(SECTION, TITLE, args, scale)
 
     for name in args.only or LOSSES:

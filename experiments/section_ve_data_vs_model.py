@@ -49,7 +49,7 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--yaroslav-head", choices=("dense", "fcn"), default="fcn")
     args = parser.parse_args(argv)
-    scale = common.SCALES["quick" if args.quick else "paper" if args.paper_scale else "default"]
+    scale = common.SCALES[args.mode]
     run = common.Run(SECTION, TITLE, args, scale)
     shape = (scale.image_size, scale.image_size, 1)
     lr = LEARNING_RATE[scale.name]

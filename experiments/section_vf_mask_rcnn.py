@@ -26,13 +26,15 @@ mode key (`size`, `total`, `lr`, …) or any Config field (`RPN_NMS_THRESHOLD=0.
 
 from __future__ import annotations
 
-from dataclasses import replace
+import dataclasses
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import common
 import numpy as np
 from vf_figures import plot_examples, plot_froc, plot_losses, plot_pr
 
+from mammoseg.checks import check_positive_int
 from mammoseg.models.mask_rcnn import (
     COCO_HEADS,
     MammoConfig,
@@ -45,10 +47,47 @@ from mammoseg.models.mask_rcnn import (
 SECTION, TITLE = "V.F", "Mask R-CNN: transfer learning, matterport and COCO AP"
 PAPER_MAP = 0.0786
 VAL_IMAGES = 50
-# per mode: input side, backbone, narrow heads, epochs of the heads stage and in total, steps
-# per epoch, learning rate, validation images, random flips and quarter turns when training
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mode:
+    """Sizes and schedule of one run mode; each field can be overridden with ``--set``.
+
+    Raises:
+        ValueError: a field out of range, naming it (``--set total=0``).
+
+    Example:
+        >>> replace(MODES["quick"], total=3).total
+        3
+    """
+
+    size: int  # side of the (square) input
+    backbone: str  # "resnet_tiny" or "resnet50" (a weights file needs "resnet50")
+    narrow: bool  # narrow FPN, RPN and heads (resnet_tiny only)
+    heads: int  # epochs of the heads stage (skipped without pretrained weights)
+    total: int  # epochs in total, the heads stage included
+    steps: int | None  # steps per epoch (None: one pass over the training images)
+    lr: float  # learning rate
+    val_images: int  # validation images detected and scored
+    augment: bool  # random flips and quarter turns when training
+
+    def __post_init__(self) -> None:
+        for name in ("size", "total", "val_images"):
+            check_positive_int(name, getattr(self, name))
+        if self.heads != 0:
+            check_positive_int("heads", self.heads)
+        if self.steps is not None:
+            check_positive_int("steps", self.steps)
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or self.lr <= 0:
+            raise ValueError(f"`lr` must be a positive number, received {self.lr!r}")
+        for name in ("narrow", "augment"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ValueError(f"`{name}` must be true or false, received {value!r}")
+
+
 MODES = {
-    "quick": dict(
+    "quick": Mode(
         size=64,
         backbone="resnet_tiny",
         narrow=True,
@@ -59,7 +98,7 @@ MODES = {
         val_images=4,
         augment=True,
     ),
-    "default": dict(
+    "default": Mode(
         size=256,
         backbone="resnet_tiny",
         narrow=True,
@@ -70,7 +109,7 @@ MODES = {
         val_images=VAL_IMAGES,
         augment=True,
     ),
-    "paper": dict(
+    "paper": Mode(
         size=512,
         backbone="resnet50",
         narrow=False,
@@ -82,6 +121,7 @@ MODES = {
         augment=False,
     ),
 }
+MODE_FIELDS = tuple(field.name for field in dataclasses.fields(Mode))
 
 
 # What was tried on the way to the default run (phantom, seed 0, 50 validation images, 16 with
@@ -108,7 +148,12 @@ DEVELOPMENT = [
 
 
 def make_config(
-    mode: dict, n_train: int, backbone: str, pretrained: bool, overrides: dict | None = None
+    mode: Mode,
+    n_train: int,
+    *,
+    backbone: str,
+    pretrained: bool,
+    overrides: dict | None = None,
 ) -> MammoConfig:
     """The authors' `MammoConfig`, shrunk for a CPU outside paper scale; ``overrides`` (Config
     fields, from ``--set``) come last.
@@ -117,7 +162,7 @@ def make_config(
     random weights the un-normalised network collapses to one output for every ROI, so batch
     norm learns then.
     """
-    if mode["narrow"] and backbone == "resnet_tiny":
+    if mode.narrow and backbone == "resnet_tiny":
         fields = dict(
             TOP_DOWN_PYRAMID_SIZE=64,
             RPN_CONV_FILTERS=128,
@@ -130,7 +175,7 @@ def make_config(
         )
     else:
         fields = {}
-    if mode["size"] != 512:  # whole images, no ×2 crop, below paper scale
+    if mode.size != 512:  # whole images, no ×2 crop, below paper scale
         fields.update(IMAGE_RESIZE_MODE="square", IMAGE_MIN_SCALE=0)
         # From scratch the RPN soon proposes only a few bright spots and the heads stop seeing
         # any lesion (their losses fall to 0); Detectron adds the truth boxes to the proposals.
@@ -140,17 +185,17 @@ def make_config(
         # matterport's 0.7 the RPN had one positive per mass (its best anchor); at 0.5, a
         # median of two.
         fields.update(RPN_POSITIVE_IOU=0.5)
-    images_per_gpu = 6 if mode["size"] >= 512 else 2
+    images_per_gpu = 6 if mode.size >= 512 else 2
     fields.update(
         BACKBONE=backbone,
-        IMAGE_MIN_DIM=mode["size"],
-        IMAGE_MAX_DIM=mode["size"],
+        IMAGE_MIN_DIM=mode.size,
+        IMAGE_MAX_DIM=mode.size,
         IMAGES_PER_GPU=images_per_gpu,
         TRAIN_BN=not pretrained,
-        LEARNING_RATE=mode["lr"],
-        STEPS_PER_EPOCH=mode["steps"] or max(1, n_train // images_per_gpu),
-        VALIDATION_STEPS=max(1, min(5, mode["val_images"] // images_per_gpu)),
-        DETECTION_MAX_INSTANCES=100 if mode["size"] < 512 else 400,
+        LEARNING_RATE=mode.lr,
+        STEPS_PER_EPOCH=mode.steps or max(1, n_train // images_per_gpu),
+        VALIDATION_STEPS=max(1, min(5, mode.val_images // images_per_gpu)),
+        DETECTION_MAX_INSTANCES=100 if mode.size < 512 else 400,
     )
     return MammoConfig(**{**fields, **(overrides or {})})
 
@@ -166,27 +211,37 @@ def parse_weights(value: str) -> tuple[str, str | None]:
 
 
 def train_and_detect(
-    folder: Path, run, mode: dict, weights: tuple[str, str | None], overrides: dict | None = None
+    folder: Path,
+    run: common.Run,
+    mode: Mode,
+    weights: tuple[str, str | None],
+    overrides: dict | None = None,
 ) -> dict:
     splits = run.splits()
-    size = mode["size"]
+    size = mode.size
     train_set = RecordDataset.from_records(splits["train"], size=size)
-    val_records = splits["val"][: mode["val_images"]]
+    val_records = splits["val"][: mode.val_images]
     val_set = RecordDataset.from_records(val_records, size=size)
-    backbone = mode["backbone"] if weights[0] == "none" else "resnet50"
-    config = make_config(mode, len(train_set.image_ids), backbone, weights[0] != "none", overrides)
+    backbone = mode.backbone if weights[0] == "none" else "resnet50"
+    config = make_config(
+        mode,
+        len(train_set.image_ids),
+        backbone=backbone,
+        pretrained=weights[0] != "none",
+        overrides=overrides,
+    )
     model = MaskRCNN("training", config, folder)
     if weights[0] == "coco":  # the authors' start: heads that depend on the classes excluded
         model.load_weights(weights[1], by_name=True, exclude=COCO_HEADS)
     elif weights[0] == "imagenet":
         model.load_weights(model.get_imagenet_weights(weights[1]), by_name=True)
-    flips = RandomFlips(seed=run.args.seed) if mode["augment"] else None
+    flips = RandomFlips(seed=run.args.seed) if mode.augment else None
     if weights[0] != "none":
         # The heads stage protects pretrained features; a random backbone has none to protect,
         # and frozen it runs its batch norm on initial statistics, so from scratch every
         # layer trains from the first step.
-        model.train(train_set, val_set, config.LEARNING_RATE, mode["heads"], "heads", flips)
-    model.train(train_set, val_set, config.LEARNING_RATE, mode["total"], "all", flips)
+        model.train(train_set, val_set, config.LEARNING_RATE, mode.heads, "heads", flips)
+    model.train(train_set, val_set, config.LEARNING_RATE, mode.total, "all", flips)
     history = folder / Path(model.log_dir).name / "history.csv"
 
     inference = MaskRCNN("inference", config, folder)
@@ -241,12 +296,38 @@ def train_and_detect(
         "froc_at": {str(k): v for k, v in froc["at_rates"].items()},
         "backbone": backbone,
         "weights": weights[0],
-        "epochs": [mode["heads"], mode["total"]],
+        "epochs": [mode.heads, mode.total],
         "steps_per_epoch": config.STEPS_PER_EPOCH,
-        "augment": bool(mode["augment"]),
+        "augment": mode.augment,
         "config": config.to_dict(),
         "figures": [f for f in figures if f],
     }
+
+
+def apply_overrides(
+    mode: Mode, items: list[str], *, epochs: int | None = None
+) -> tuple[Mode, dict]:
+    """``--set KEY=VALUE`` pairs (`common.parse_set`) split into the mode with its keys
+    replaced and the `MammoConfig` fields (applied last, in `make_config`); ``--epochs``
+    sets ``total`` (kept above the heads stage).
+
+    Raises:
+        SystemExit: an unknown key (the message lists the known ones) or a value out of range.
+
+    Example:
+        >>> mode, config = apply_overrides(MODES["quick"], ["total=3", "RPN_POSITIVE_IOU=0.5"])
+        >>> mode.total, config
+        (3, {'RPN_POSITIVE_IOU': 0.5})
+    """
+    values = common.parse_set(items, [*MODE_FIELDS, *MammoConfig.field_names()])
+    changes = {k: v for k, v in values.items() if k in MODE_FIELDS}
+    if epochs is not None:
+        changes["total"] = max(epochs, changes.get("heads", mode.heads) + 1)
+    try:
+        mode = replace(mode, **changes)
+    except ValueError as error:
+        raise SystemExit(f"--set: {error}") from None
+    return mode, {k: v for k, v in values.items() if k not in MODE_FIELDS}
 
 
 def main(argv=None) -> None:
@@ -255,13 +336,8 @@ def main(argv=None) -> None:
     common.add_set_option(parser, "total=40 (a mode key) or RPN_NMS_THRESHOLD=0.7 (a Config field)")
     args = parser.parse_args(argv)
     weights = parse_weights(args.weights)
-    name = "quick" if args.quick else "paper" if args.paper_scale else "default"
-    values = common.parse_set(args.set, [*MODES[name], *MammoConfig.field_names()])
-    mode = {**MODES[name], **{k: v for k, v in values.items() if k in MODES[name]}}
-    overrides = {k: v for k, v in values.items() if k not in MODES[name]}
-    if args.epochs is not None:
-        mode["total"] = max(args.epochs, mode["heads"] + 1)
-    scale = replace(common.SCALES[name], image_size=mode["size"], epochs=mode["total"])
+    mode, overrides = apply_overrides(MODES[args.mode], args.set, epochs=args.epochs)
+    scale = replace(common.SCALES[args.mode], image_size=mode.size, epochs=mode.total)
     run = common.Run(SECTION, TITLE, args, scale)
     result = run.sub_run(
         "mask_rcnn", lambda folder: train_and_detect(folder, run, mode, weights, overrides)
@@ -327,7 +403,7 @@ def main(argv=None) -> None:
         "The project's quality target for the default phantom run is matterport mAP@[.5:.95] "
         ">= 0.3 and COCO mask AP50 >= 0.6; see the findings for whether it was reached."
     )
-    if run.data_name == "phantom" and name == "default":
+    if run.data_name == "phantom" and args.mode == "default":
         notes += "\n\n" + "\n".join(DEVELOPMENT)
     run.write(findings, notes, figures)
 

@@ -16,6 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mammoseg.checks import check_positive_int
+
 PRECISIONS = ("auto", "fp32", "bf16")
 STRATEGIES = ("default", "mirrored", "multi-worker")
 
@@ -53,7 +55,7 @@ def set_precision(precision: str = "auto") -> str:
     return chosen
 
 
-def set_determinism(enabled: bool = True) -> None:
+def set_determinism(*, enabled: bool = True) -> None:
     """Make TensorFlow's ops bit-reproducible for a seed, or stop doing so.
 
     By default two CPU runs with the same seed drift apart from the first steps (threaded
@@ -62,7 +64,7 @@ def set_determinism(enabled: bool = True) -> None:
     on a 2-core CPU. Ops without a deterministic kernel then raise instead of running.
 
     Example:
-        >>> set_determinism(True)  # doctest: +SKIP
+        >>> set_determinism(enabled=True)  # doctest: +SKIP
     """
     if enabled:
         tf.config.experimental.enable_op_determinism()
@@ -127,16 +129,41 @@ class HalfEpochEvaluation(keras.callbacks.Callback):
 class StopAfterEpoch(keras.callbacks.Callback):
     """Simulate an interruption: raise `KeyboardInterrupt` once epoch ``epoch`` (1-based) ends.
 
-    Used to test ``--resume``; keep it last in the callback list so every other callback has
-    saved that epoch first.
+    It raises when the next epoch would begin (or training would end), never inside
+    ``on_epoch_end``, so every callback, wherever it stands in the list, has finished that
+    epoch first: `EpochCheckpoint` has committed it, as a real interruption between epochs
+    would find it. Only an epoch that ends during this ``fit`` counts, so a resumed run that
+    starts after ``epoch`` trains on.
+
+    Args:
+        epoch: the last epoch to complete, counted from 1.
+
+    Raises:
+        ValueError: ``epoch`` is not a positive integer.
+
+    Example:
+        >>> fit_segmenter(..., callbacks=[StopAfterEpoch(1)])  # doctest: +SKIP
     """
 
-    def __init__(self, epoch: int):
+    def __init__(self, epoch: int) -> None:
         super().__init__()
-        self.stop_epoch = int(epoch)
+        self.stop_epoch = check_positive_int("epoch", epoch)
+        self._completed: int | None = None
+
+    def on_train_begin(self, logs=None):
+        self._completed = None
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.stop_epoch:
+        self._completed = epoch + 1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._interrupt_if_done()
+
+    def on_train_end(self, logs=None):
+        self._interrupt_if_done()
+
+    def _interrupt_if_done(self) -> None:
+        if self._completed == self.stop_epoch:
             raise KeyboardInterrupt(f"stopped after epoch {self.stop_epoch} (--stop-after-epoch)")
 
 
@@ -247,13 +274,13 @@ def fit_segmenter(
     compile_fn: Callable[[keras.Model], None],
     train_data: tf.data.Dataset,
     val_data: tf.data.Dataset | None,
+    *,
     epochs: int,
     run_dir: str | os.PathLike,
     strategy: tf.distribute.Strategy | None = None,
     steps_per_epoch: int | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     resume: bool = False,
-    stop_after_epoch: int | None = None,
     verbose: int | str = "auto",
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """Build, compile and fit a model with history, TensorBoard and crash-safe checkpoints.
@@ -270,11 +297,11 @@ def fit_segmenter(
         run_dir: output folder of this training run.
         strategy: a tf.distribute strategy (None: the default one).
         steps_per_epoch: for repeated datasets.
-        callbacks: extra callbacks; those with a ``rows`` list (`HalfEpochEvaluation`) are
-            checkpointed with the weights, so their rows survive a resume exactly once.
+        callbacks: extra callbacks, run before the checkpoint; those with a ``rows`` list
+            (`HalfEpochEvaluation`) are checkpointed with the weights, so their rows survive a
+            resume exactly once. `StopAfterEpoch` here simulates an interruption.
         resume: continue from ``checkpoint/`` if a previous run was interrupted; without it
             an old checkpoint is discarded.
-        stop_after_epoch: interrupt after this epoch (to test resuming).
         verbose: Keras progress-bar setting.
 
     Returns:
@@ -282,6 +309,16 @@ def fit_segmenter(
 
     Raises:
         CheckpointError: ``resume`` and the checkpoint cannot be read.
+
+    Example:
+        >>> model, history = fit_segmenter(
+        ...     lambda: build_model("unet", input_shape=(64, 64, 1)),
+        ...     lambda m: m.compile(optimizer="adam", loss=DiceLoss()),
+        ...     train_data,
+        ...     val_data,
+        ...     epochs=2,
+        ...     run_dir="runs/unet",
+        ... )  # doctest: +SKIP
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -308,8 +345,6 @@ def fit_segmenter(
         checkpoint,
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
     ]
-    if stop_after_epoch is not None:
-        all_callbacks.append(StopAfterEpoch(stop_after_epoch))
     if initial_epoch < epochs:
         model.fit(
             train_data,

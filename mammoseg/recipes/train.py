@@ -72,7 +72,7 @@ class WholeImageValidation(keras.callbacks.Callback):
     dict per epoch and ``self.stop_reason`` says why training ended.
     """
 
-    def __init__(self, images, config: RecipeConfig, folder, resume: bool = False) -> None:
+    def __init__(self, images, config: RecipeConfig, folder, *, resume: bool = False) -> None:
         super().__init__()
         self.images = list(images)
         # Flip averaging is left for the final evaluation: four times cheaper per epoch.
@@ -143,10 +143,11 @@ def train_recipe(
     val_images: Sequence[WorkingImage],
     config: RecipeConfig,
     folder: str | os.PathLike,
+    *,
     seed: int = 0,
-    strategy=None,
+    strategy: tf.distribute.Strategy | None = None,
     resume: bool = False,
-    stop_after_epoch: int | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = 2,
 ) -> tuple[keras.Model, dict]:
     """Train the recipe's UNet; returns the best model (by validation Dice) and a summary.
@@ -160,8 +161,9 @@ def train_recipe(
         folder: output folder.
         seed: patch sampling seed.
         strategy: a tf.distribute strategy (None: default).
-        resume: continue an interrupted run from its backup.
-        stop_after_epoch: simulate an interruption (tests of ``--resume``).
+        resume: continue an interrupted run from its checkpoint.
+        callbacks: extra Keras callbacks, run after the whole-image validation (e.g.
+            `mammoseg.training.StopAfterEpoch` to simulate an interruption).
         verbose: Keras progress setting.
 
     Returns:
@@ -215,13 +217,12 @@ def train_recipe(
         compile_fn,
         sampler.dataset(),
         val_data,
-        config.epochs,
-        folder,
+        epochs=config.epochs,
+        run_dir=folder,
         strategy=strategy,
         steps_per_epoch=config.steps_per_epoch,
-        callbacks=[validation],
+        callbacks=[validation, *callbacks],
         resume=resume,
-        stop_after_epoch=stop_after_epoch,
         verbose=verbose,
     )
     return model, {

@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent(
             lambda: build_model("unet", input_shape=(32, 32, 1), base_filters=4, depth=2,
                                 dropout=0.0),
             lambda m: m.compile(keras.optimizers.SGD(0.1), loss=DiceLoss()),
-            data, None, 2, folder, strategy=strategy, verbose=0)
+            data, None, epochs=2, run_dir=folder, strategy=strategy, verbose=0)
         return [w.numpy() for w in model.weights], history["loss"]
 
     mirrored = make_strategy("mirrored")
