@@ -15,6 +15,7 @@ Modules:
     augment       ImageDataGenerator-style rotations
     oversampling  tumour oversampling and the authors' large-tumour subset
     pipeline      tf.data: `make_dataset` (records or cache), `dataset_from_arrays`
+    authors       the authors' 2018 protocol (leaky per-line split, their masks), to measure it
 
 Example:
     >>> from mammoseg import data
