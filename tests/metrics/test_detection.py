@@ -147,3 +147,61 @@ def test_region_defaults_channel_axis_and_min_area_boundary():
     # min_area keeps a region of exactly that area.
     assert [r.area for r in regions_from_probability(prob, 0.5, min_area=2)] == [2]
     assert regions_from_probability(prob, 0.5, min_area=3) == []
+
+
+def test_mask_hit_looks_up_row_then_column_and_ignores_pixels_beyond_the_mask():
+    from mammoseg.metrics import match_lesions
+
+    # A lesion mask at rows 1-2, columns 10-12 of a non-square image: (2, 11) is on it.
+    mask = np.zeros((6, 16), bool)
+    mask[1:3, 10:13] = True
+    prob = np.zeros((6, 16))
+    prob[2, 11] = 0.8
+    prob[4, 2] = 0.6  # off the lesion, and (2, 4) transposed is off it too
+    match = match_lesions(prob, [mask])
+    assert match.hit_scores.tolist() == [0.8] and match.false_positive_scores.tolist() == [0.6]
+    # A mask smaller than the map: the region's pixels beyond it are not in the lesion.
+    small = np.zeros((4, 8), bool)
+    small[0:2, 0:2] = True
+    prob = np.zeros((10, 12))
+    prob[6, 2] = 0.7  # below the mask's last row, within its columns
+    prob[1, 9:12] = 0.9  # right of the mask's last column, within its rows
+    prob[1, 1] = 0.5  # on the mask
+    match = match_lesions(prob, [small])
+    assert match.hit_scores.tolist() == [0.5]
+    assert sorted(match.false_positive_scores.tolist()) == [0.7, 0.9]
+
+
+def test_sensitivity_at_rates_without_lesions_is_nan_even_with_one_point():
+    from mammoseg.metrics import sensitivity_at_rates
+
+    # One operating point, NaN sensitivity (no lesion), 2 FP per image: NaN at every rate,
+    # also where no operating point qualifies (rate 1 < 2).
+    got = sensitivity_at_rates(np.array([2.0]), np.array([np.nan]), (1.0, 4.0))
+    assert list(got) == [1.0, 4.0] and all(np.isnan(v) for v in got.values())
+    # With a lesion, a rate below every operating point gives 0.
+    assert sensitivity_at_rates(np.array([2.0]), np.array([1.0]), (1.0, 4.0)) == {
+        1.0: 0.0,
+        4.0: 1.0,
+    }
+
+
+def test_froc_regions_at_0_5_by_default():
+    # One image, one lesion. A 0.9 hit and a 0.3 false positive: by default (0.5) the 0.3 pixel
+    # makes no region, at 0.25 it does.
+    from mammoseg.metrics import froc, froc_curve, lesion_sensitivity_at_fppi
+
+    prob = np.zeros((12, 20))
+    prob[2:5, 14:17] = 0.9  # centroid (3, 15)
+    prob[9, 3] = 0.3
+    truth = [[Lesion("mass", center=(3.0, 15.0), radius=2.0)]]
+    fppi, sens, thresholds = froc_curve([prob], truth)
+    assert fppi.tolist() == [0.0] and sens.tolist() == [1.0] and thresholds.tolist() == [0.9]
+    fppi, _, thresholds = froc_curve([prob], truth, 0.25)
+    assert fppi.tolist() == [0.0, 1.0] and thresholds.tolist() == [0.9, 0.3]
+    # A lesion seen at 0.4 only: missed at 0.5, found at 0.25.
+    prob[2:5, 14:17] = 0.4
+    assert froc([prob], truth, (0.5,)) == {0.5: 0.0}
+    assert froc([prob], truth, (0.5,), 0.25) == {0.5: 1.0}  # 0.4 beats the 0.3 FP: 0 FPPI
+    assert lesion_sensitivity_at_fppi([prob], truth) == 0.0
+    assert lesion_sensitivity_at_fppi([prob], truth, threshold=0.25) == 1.0
