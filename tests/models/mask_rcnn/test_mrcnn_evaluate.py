@@ -209,3 +209,96 @@ def test_compute_ap_interpolation_lifts_an_early_miss():
     np.testing.assert_allclose(recalls, [0, 1 / 2, 1])
     assert ap == pytest.approx(2 / 3)
     assert ap != pytest.approx(0.5 / 2 + (2 / 3) / 2)
+
+
+def test_compute_ap_drops_zero_padded_truths():
+    # matterport pads the truth to a fixed count with all-zero boxes (and empty masks): the
+    # padding is no instance. One real truth, found: AP 1 (with the padding counted, 0.5).
+    truth = np.concatenate([TRUTH, np.zeros_like(TRUTH)], axis=-1)
+    boxes = np.array([[0, 0, 10, 8], [0, 0, 0, 0]])
+    ap, precisions, recalls, _ = evaluate.compute_ap(
+        boxes, [1, 0], truth, None, [1], [0.9], truth[..., :1]
+    )
+    assert ap == 1.0 and precisions.tolist() == [1.0] and recalls.tolist() == [1.0]
+
+
+def test_a_second_detection_of_one_truth_is_a_false_positive():
+    # Two predictions on the same truth: the better-scored one matches (prediction 0), the
+    # other is a false positive: precision 1, 1/2 at recall 1, 1.
+    preds = np.concatenate([TRUTH, TRUTH], axis=-1)
+    ap, precisions, recalls, _ = evaluate.compute_ap(
+        None, [1], TRUTH, None, [1, 1], [0.9, 0.8], preds
+    )
+    assert precisions.tolist() == [1.0, 0.5] and recalls.tolist() == [1.0, 1.0]
+    assert ap == 1.0
+
+
+def test_precision_recall_curve_without_truth():
+    # No truth anywhere: recall 0 (not 0/0), precision 0.
+    empty = np.zeros((10, 12, 0), bool)
+    precision, recall = evaluate.precision_recall_curve([_gt(empty)], [_pred(TRUTH, [0.9])])
+    assert precision.tolist() == [0.0] and recall.tolist() == [0.0]
+
+
+# Truth: 20 pixels (rows 0-4, columns 0-5). A prediction inside it with 13 or 19 of them has a
+# mask IoU of exactly 13/20 = 0.65 or 19/20 = 0.95.
+TRUTH20 = _rect((10, 12), (0, 4), (0, 5))
+
+
+def _inside_truth20(n_pixels: int) -> np.ndarray:
+    mask = np.zeros_like(TRUTH20)
+    rows, cols = np.nonzero(TRUTH20[..., 0])
+    mask[rows[:n_pixels], cols[:n_pixels], 0] = True
+    return mask
+
+
+def test_thresholds_are_matterports_unrounded_arange():
+    np.testing.assert_array_equal(evaluate.IOU_RANGE, np.arange(0.5, 1.0, 0.05))
+    assert evaluate.IOU_RANGE[3] == 0.6500000000000001 and evaluate.IOU_RANGE[9] > 0.95
+
+
+@pytest.mark.parametrize(
+    "n_pixels, iou32, passed",
+    [
+        # float32(0.65) = 0.64999998 < 0.6500000000000001: passes 0.50, 0.55, 0.60 only
+        (13, 0.6499999761581421, 3),
+        # float32(0.95) = 0.94999999 < 0.9500000000000003: passes 0.50 ... 0.90, nine of ten
+        (19, 0.949999988079071, 9),
+    ],
+)
+def test_iou_exactly_on_a_threshold_scores_as_matterport(n_pixels, iou32, passed):
+    pred = _inside_truth20(n_pixels)
+    overlaps = evaluate.compute_overlaps_masks(pred, TRUTH20)
+    assert overlaps.dtype == np.float32 and float(overlaps[0, 0]) == iou32
+    aps = [
+        evaluate.compute_ap(None, [1], TRUTH20, None, [1], [0.9], pred, float(t))[0]
+        for t in evaluate.IOU_RANGE
+    ]
+    assert aps == [1.0] * passed + [0.0] * (10 - passed)
+    ap_range = evaluate.compute_ap_range(None, [1], TRUTH20, None, [1], [0.9], pred)
+    assert ap_range == pytest.approx(passed / 10, abs=1e-12)
+    # the plain Python threshold 0.65 (or 0.95) fails too, as in matterport
+    assert evaluate.compute_ap(None, [1], TRUTH20, None, [1], [0.9], pred, n_pixels / 20)[0] == 0
+
+
+def test_recall_is_float32_as_matterports():
+    # three truths, one found: matterport's recall is float32(1/3), AP = 0.3333333432674408
+    truths = np.concatenate(
+        [TRUTH20, _rect((10, 12), (6, 8), (0, 2)), _rect((10, 12), (6, 8), (8, 10))], axis=-1
+    )
+    ap, _, recalls, _ = evaluate.compute_ap(None, [1, 1, 1], truths, None, [1], [0.9], TRUTH20, 0.5)
+    assert ap == float(np.float32(1 / 3)) and ap != 1 / 3
+    assert recalls.tolist() == [float(np.float32(1 / 3))]
+
+
+@pytest.mark.parametrize("hit_first, expected", [(True, 1.0), (False, 0.5)])
+def test_tied_scores_keep_their_input_order(hit_first, expected):
+    # A hit and a miss with the same score: the one given first is ranked first (stable order;
+    # matterport's unstable argsort may rank either first).
+    miss = _rect((10, 12), (8, 10), (10, 12))
+    masks = [TRUTH20, miss] if hit_first else [miss, TRUTH20]
+    ap, precisions, _, _ = evaluate.compute_ap(
+        None, [1], TRUTH20, None, [1, 1], [0.7, 0.7], np.concatenate(masks, axis=-1)
+    )
+    assert ap == expected
+    assert precisions.tolist() == ([1.0, 0.5] if hit_first else [0.0, 0.5])
