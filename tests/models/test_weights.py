@@ -116,9 +116,12 @@ def test_weight_count_mismatch_is_an_error(tmp_path):
         load_weights_by_name(tiny_model(), path)
 
 
-def test_matterport_nested_paths_and_nested_rpn_model(tmp_path):
+@pytest.mark.parametrize("rpn_prefix", ["", "rpn_model/"])
+def test_matterport_nested_paths_and_nested_rpn_model(tmp_path, rpn_prefix):
     """matterport's file: ``conv1/conv1/kernel:0`` datasets and an ``rpn_model`` layer whose
-    weights are listed Keras-2 style (trainable first, so BN statistics come last)."""
+    weights are listed Keras-2 style (trainable first, so BN statistics come last), with or
+    without the nested model's name in front (``rpn_model/rpn_conv_shared/kernel:0``): matched
+    by their last two parts, as the file order is not the model's."""
     rng = np.random.default_rng(5)
     rpn_in = keras.Input((4, 4, 2))
     x = keras.layers.Conv2D(3, 1, name="rpn_conv_shared")(rpn_in)
@@ -145,7 +148,9 @@ def test_matterport_nested_paths_and_nested_rpn_model(tmp_path):
     layers = {
         "input_image": [],
         "conv1": [(f"{k}:0", v) for k, v in as_file.items() if k.startswith("conv1/")],
-        "rpn_model": [(f"{k}:0", v) for k, v in as_file.items() if k.startswith("rpn_")],
+        "rpn_model": [
+            (f"{rpn_prefix}{k}:0", v) for k, v in as_file.items() if k.startswith("rpn_")
+        ],
     }
     path = tmp_path / "mask_rcnn_coco.h5"
     write_keras2_file(path, layers)
@@ -287,3 +292,19 @@ def test_exclude_does_not_see_the_file_name_of_a_renamed_layer(tmp_path):
     report = load_weights_by_name(tiny_model(), path)
     assert report.loaded == [] and report.missing == ["block1_conv1", "block1_bn1", "predictions"]
     assert report.unused == ["conv2d_3", "batch_normalization_3", "dense_7", "dense_8"]
+
+
+def test_renamed_layer_weights_are_paired_by_their_last_name_part(tmp_path):
+    # The file lists the automatic "dense_7" bias first: "dense_7/bias" never equals
+    # "predictions/bias", so the weights pair by "bias" / "kernel", not by order.
+    layers = tiny_file_layers(np.random.default_rng(8))
+    kernel, bias = layers["predictions"][0][1], layers["predictions"][1][1]
+    layers["dense_7"] = [("dense_7/bias:0", bias), ("dense_7/kernel:0", kernel)]
+    del layers["predictions"]
+    path = tmp_path / "w.h5"
+    write_keras2_file(path, layers)
+    model = tiny_model()
+    report = load_weights_by_name(model, path, rename={"dense_7": "predictions"})
+    assert report.loaded == ["block1_conv1", "block1_bn1", "predictions"]
+    np.testing.assert_array_equal(model.get_layer("predictions").kernel.numpy(), kernel)
+    np.testing.assert_array_equal(model.get_layer("predictions").bias.numpy(), bias)
