@@ -11,7 +11,9 @@ Two different numbers are called "mAP" in the literature and this module compute
   sorted by score are matched greedily to truth masks by mask IoU; AP is the area under the
   all-point (VOC) interpolated precision-recall curve of that image. `compute_ap_range` averages
   it over IoU 0.50:0.05:0.95, and `matterport_map` averages that over images. This is the number
-  the paper reported (0.0786 on 50 validation images).
+  the paper reported (0.0786 on 50 validation images). IoUs are float32 and thresholds
+  matterport's unrounded ``np.arange(0.5, 1.0, 0.05)``, so a mask IoU of exactly 0.65 fails the
+  0.65 threshold as it does there (see `IOU_RANGE`).
   *An image without truth* has no defined recall (matterport divides by zero and returns NaN);
   here `compute_ap` returns NaN for it on purpose and `matterport_map` leaves such images out of
   the mean, reporting how many it left out.
@@ -39,9 +41,13 @@ import numpy as np
 from mammoseg.metrics.detection import FROC_FP_RATES, froc_from_scores, sensitivity_at_rates
 from mammoseg.models.mask_rcnn.utils import compute_overlaps_masks, extract_bboxes
 
-# Rounded: matterport's np.arange(0.5, 1.0, 0.05) holds 0.6000000000000001, so an IoU of exactly
-# 0.6 would fail the "0.60" threshold there; COCO's np.linspace gives exact values.
-IOU_RANGE = np.round(np.arange(0.5, 1.0, 0.05), 2)
+# matterport's thresholds, unrounded: np.arange holds 0.6000000000000001, 0.6500000000000001,
+# 0.7000000000000002 ... and the mask IoUs are float32 (`compute_overlaps_masks`). So an IoU of
+# exactly 0.60 (float32 0.60000002) passes "0.60", while exactly 0.65, 0.70, 0.75, 0.90 or 0.95
+# (float32 0.64999998, 0.69999999, 0.75, 0.89999998, 0.94999999) fails its own threshold: one
+# such match scores 0.1 lower in `compute_ap_range` than rounded thresholds would give, and
+# this module keeps matterport's number, since that is the number the paper reported.
+IOU_RANGE = np.arange(0.5, 1.0, 0.05)
 
 
 def _trim(boxes, masks):
@@ -77,19 +83,25 @@ def compute_matches(
     pred_scores = np.asarray(pred_scores)[keep]
     pred_class_ids = np.asarray(pred_class_ids)[keep]
     pred_masks = np.asarray(pred_masks)[..., keep]
-    order = np.argsort(pred_scores, kind="stable")[::-1]
+    # Tied scores keep their input order (a stable sort of the negated scores). matterport's
+    # `np.argsort(scores)[::-1]` uses NumPy's default, unstable sort, so its tie order is
+    # arbitrary (it may differ between NumPy builds and CPUs); results agree where no tie
+    # decides a match.
+    order = np.argsort(-pred_scores, kind="stable")
     pred_scores, pred_class_ids = pred_scores[order], pred_class_ids[order]
     pred_masks = pred_masks[..., order]
     overlaps = compute_overlaps_masks(pred_masks, gt_masks)
     gt_match = -np.ones(gt_masks.shape[-1])
     pred_match = -np.ones(pred_masks.shape[-1])
     for i in range(len(pred_scores)):
-        candidates = np.argsort(overlaps[i], kind="stable")[::-1]
+        candidates = np.argsort(-overlaps[i], kind="stable")  # ties: first truth first
         candidates = candidates[overlaps[i, candidates] >= score_threshold]
         for j in candidates:
             if gt_match[j] > -1:
                 continue
-            if overlaps[i, j] < iou_threshold:
+            # In float64, as matterport's np.float32 IoU met np.arange's np.float64 threshold;
+            # NumPy 2 would compare a float32 with a plain Python float in float32.
+            if float(overlaps[i, j]) < float(iou_threshold):
                 break
             if pred_class_ids[i] == gt_class_ids[j]:
                 gt_match[j] = i
@@ -127,7 +139,10 @@ def compute_ap(
 
     Returns:
         ``(ap, precisions, recalls, overlaps)``. ``ap`` is NaN when the image has no truth
-        (recall is undefined); an image with truth but no prediction scores 0.
+        (recall is undefined); an image with truth but no prediction scores 0. ``ap`` equals
+        matterport's wherever no tied score decides a match (ties keep their input order here,
+        arbitrary order there); ``precisions`` and ``recalls`` are one per prediction, without
+        the 0 / 1 end points matterport's returned arrays carry.
 
     Example:
         >>> m = np.zeros((10, 10, 1), bool); m[2:8, 2:8] = True
@@ -148,7 +163,7 @@ def compute_ap(
         return float("nan"), np.zeros(0), np.zeros(0), overlaps
     hits = np.cumsum(pred_match > -1)
     precisions = hits / (np.arange(len(pred_match)) + 1)
-    recalls = hits.astype(np.float64) / len(gt_match)
+    recalls = hits.astype(np.float32) / len(gt_match)  # float32, as matterport's
     return _voc_ap(precisions, recalls), precisions, recalls, overlaps
 
 
@@ -256,7 +271,7 @@ def precision_recall_curve(
         n_truth += len(gt_match)
         scores.extend(np.sort(np.asarray(p["scores"]))[::-1][: len(pred_match)])
         hits.extend(pred_match > -1)
-    order = np.argsort(scores, kind="stable")[::-1]
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     tp = np.cumsum(np.asarray(hits, dtype=np.float64)[order])
     precision = tp / (np.arange(len(tp)) + 1)
     recall = tp / max(n_truth, 1)

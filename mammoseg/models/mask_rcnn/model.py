@@ -131,6 +131,8 @@ class MaskRCNN:
         filepath: str | os.PathLike,
         by_name: bool = False,
         exclude: Sequence[str] | None = None,
+        *,
+        skip_mismatch: bool = False,
     ):
         """Load a Keras 2 HDF5 weights file (matterport checkpoint, COCO or ImageNet file).
 
@@ -140,6 +142,9 @@ class MaskRCNN:
                 and ImageNet files). False demands that the file and the model hold exactly the
                 same layers, as a checkpoint of this model does.
             exclude: layer names (regular expressions) not to load; implies ``by_name``.
+            skip_mismatch: skip layers whose weight shapes differ from the file's (listed in the
+                report's ``skipped``, with the reason) instead of raising. Not in matterport,
+                whose Keras 2 loader had the same argument; ``exclude`` names the layers instead.
 
         Returns:
             The `LoadReport` (``loaded``, ``skipped``, ``missing``, ``unused``).
@@ -147,14 +152,19 @@ class MaskRCNN:
         Raises:
             FileNotFoundError: no such file (the message says where the published ones are).
             ValueError: ``by_name=False`` and the file's layers differ from the model's.
-            MammosegDataError: a layer's weight shapes differ from the file's.
+            MammosegDataError: a layer's weight shapes differ from the file's (without
+                ``skip_mismatch``).
         """
         from mammoseg.models.weights import load_weights_by_name
 
         if exclude:
             by_name = True
         report = load_weights_by_name(
-            self.keras_model, filepath, exclude=exclude or (), source_hint=SOURCE_HINT
+            self.keras_model,
+            filepath,
+            exclude=exclude or (),
+            skip_mismatch=skip_mismatch,
+            source_hint=SOURCE_HINT,
         )
         if not by_name and (report.missing or report.unused):
             raise ValueError(

@@ -65,15 +65,21 @@ def compute_overlaps(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
 
 
 def compute_overlaps_masks(masks1: np.ndarray, masks2: np.ndarray) -> np.ndarray:
-    """IoU matrix between masks (H, W, N1) and (H, W, N2); an empty pair counts as IoU 0."""
+    """IoU matrix between masks (H, W, N1) and (H, W, N2); an empty pair counts as IoU 0.
+
+    In float32, as matterport computes it: an IoU of exactly 13/20 is 0.64999998 here, and
+    the evaluation's thresholds depend on that (see `evaluate.IOU_RANGE`). matterport returns
+    NaN (0/0) for a pair of empty masks; here it is 0.
+    """
     if masks1.shape[-1] == 0 or masks2.shape[-1] == 0:
         return np.zeros((masks1.shape[-1], masks2.shape[-1]))
-    flat1 = np.reshape(masks1 > 0.5, (-1, masks1.shape[-1])).astype(np.float64)
-    flat2 = np.reshape(masks2 > 0.5, (-1, masks2.shape[-1])).astype(np.float64)
+    flat1 = np.reshape(masks1 > 0.5, (-1, masks1.shape[-1])).astype(np.float32)
+    flat2 = np.reshape(masks2 > 0.5, (-1, masks2.shape[-1])).astype(np.float32)
     area1, area2 = flat1.sum(axis=0), flat2.sum(axis=0)
     intersections = flat1.T @ flat2
     union = area1[:, None] + area2[None, :] - intersections
-    return np.where(union > 0, intersections / np.maximum(union, 1e-12), 0.0)
+    safe = np.where(union > 0, union, np.float32(1.0))
+    return np.where(union > 0, intersections / safe, np.float32(0.0)).astype(np.float32)
 
 
 def box_refinement(box: np.ndarray, gt_box: np.ndarray) -> np.ndarray:

@@ -41,8 +41,9 @@ def test_iou_06_counts_at_thresholds_up_to_06_only():
         t: evaluate.compute_ap(None, [1], TRUTH, None, [1], [0.9], SHIFTED, t)[0]
         for t in evaluate.IOU_RANGE
     }
-    assert [t for t, ap in aps.items() if ap == 1.0] == [0.5, 0.55, 0.6]
-    assert all(ap == 0.0 for t, ap in aps.items() if t > 0.6)
+    # float32 0.6 (0.60000002) passes matterport's unrounded 0.6000000000000001
+    assert [t for t, ap in aps.items() if ap == 1.0] == pytest.approx([0.5, 0.55, 0.6])
+    assert all(ap == 0.0 for t, ap in aps.items() if t > 0.61)
     assert evaluate.compute_ap_range(None, [1], TRUTH, None, [1], [0.9], SHIFTED) == pytest.approx(
         0.3
     )
@@ -239,3 +240,66 @@ def test_precision_recall_curve_without_truth():
     precision, recall = evaluate.precision_recall_curve([_gt(empty)], [_pred(TRUTH, [0.9])])
     assert precision.tolist() == [0.0] and recall.tolist() == [0.0]
 
+
+# Truth: 20 pixels (rows 0-4, columns 0-5). A prediction inside it with 13 or 19 of them has a
+# mask IoU of exactly 13/20 = 0.65 or 19/20 = 0.95.
+TRUTH20 = _rect((10, 12), (0, 4), (0, 5))
+
+
+def _inside_truth20(n_pixels: int) -> np.ndarray:
+    mask = np.zeros_like(TRUTH20)
+    rows, cols = np.nonzero(TRUTH20[..., 0])
+    mask[rows[:n_pixels], cols[:n_pixels], 0] = True
+    return mask
+
+
+def test_thresholds_are_matterports_unrounded_arange():
+    np.testing.assert_array_equal(evaluate.IOU_RANGE, np.arange(0.5, 1.0, 0.05))
+    assert evaluate.IOU_RANGE[3] == 0.6500000000000001 and evaluate.IOU_RANGE[9] > 0.95
+
+
+@pytest.mark.parametrize(
+    "n_pixels, iou32, passed",
+    [
+        # float32(0.65) = 0.64999998 < 0.6500000000000001: passes 0.50, 0.55, 0.60 only
+        (13, 0.6499999761581421, 3),
+        # float32(0.95) = 0.94999999 < 0.9500000000000003: passes 0.50 ... 0.90, nine of ten
+        (19, 0.949999988079071, 9),
+    ],
+)
+def test_iou_exactly_on_a_threshold_scores_as_matterport(n_pixels, iou32, passed):
+    pred = _inside_truth20(n_pixels)
+    overlaps = evaluate.compute_overlaps_masks(pred, TRUTH20)
+    assert overlaps.dtype == np.float32 and float(overlaps[0, 0]) == iou32
+    aps = [
+        evaluate.compute_ap(None, [1], TRUTH20, None, [1], [0.9], pred, float(t))[0]
+        for t in evaluate.IOU_RANGE
+    ]
+    assert aps == [1.0] * passed + [0.0] * (10 - passed)
+    ap_range = evaluate.compute_ap_range(None, [1], TRUTH20, None, [1], [0.9], pred)
+    assert ap_range == pytest.approx(passed / 10, abs=1e-12)
+    # the plain Python threshold 0.65 (or 0.95) fails too, as in matterport
+    assert evaluate.compute_ap(None, [1], TRUTH20, None, [1], [0.9], pred, n_pixels / 20)[0] == 0
+
+
+def test_recall_is_float32_as_matterports():
+    # three truths, one found: matterport's recall is float32(1/3), AP = 0.3333333432674408
+    truths = np.concatenate(
+        [TRUTH20, _rect((10, 12), (6, 8), (0, 2)), _rect((10, 12), (6, 8), (8, 10))], axis=-1
+    )
+    ap, _, recalls, _ = evaluate.compute_ap(None, [1, 1, 1], truths, None, [1], [0.9], TRUTH20, 0.5)
+    assert ap == float(np.float32(1 / 3)) and ap != 1 / 3
+    assert recalls.tolist() == [float(np.float32(1 / 3))]
+
+
+@pytest.mark.parametrize("hit_first, expected", [(True, 1.0), (False, 0.5)])
+def test_tied_scores_keep_their_input_order(hit_first, expected):
+    # A hit and a miss with the same score: the one given first is ranked first (stable order;
+    # matterport's unstable argsort may rank either first).
+    miss = _rect((10, 12), (8, 10), (10, 12))
+    masks = [TRUTH20, miss] if hit_first else [miss, TRUTH20]
+    ap, precisions, _, _ = evaluate.compute_ap(
+        None, [1], TRUTH20, None, [1, 1], [0.7, 0.7], np.concatenate(masks, axis=-1)
+    )
+    assert ap == expected
+    assert precisions.tolist() == ([1.0, 0.5] if hit_first else [0.0, 0.5])

@@ -155,6 +155,30 @@ def test_shape_mismatch_names_the_layer(config, tmp_path):
         model.load_weights(path, by_name=True)
 
 
+def test_skip_mismatch_does_what_the_error_hint_says(config, tmp_path):
+    # The shape error tells the user to "pass skip_mismatch=True": MaskRCNN.load_weights takes it.
+    model = MaskRCNN("training", config, tmp_path)
+    groups = {
+        "mrcnn_class_logits": [
+            ("mrcnn_class_logits/kernel:0", (64, 81)),
+            ("mrcnn_class_logits/bias:0", (81,)),
+        ],
+        "fpn_p3": layer_shapes(model.keras_model)["fpn_p3"],
+    }
+    path = tmp_path / "other_classes.h5"
+    values = write_keras2_file(path, groups)
+    from mammoseg.data import MammosegDataError
+
+    with pytest.raises(MammosegDataError, match=r"pass skip_mismatch=True to skip it"):
+        model.load_weights(path, by_name=True)
+    before = _weight(model.keras_model, "mrcnn_class_logits")
+    report = model.load_weights(path, by_name=True, skip_mismatch=True)
+    assert report.skipped == ["mrcnn_class_logits"] and report.loaded == ["fpn_p3"]
+    assert "(64, 81)" in report.reasons["mrcnn_class_logits"]
+    np.testing.assert_array_equal(_weight(model.keras_model, "mrcnn_class_logits"), before)
+    np.testing.assert_array_equal(_weight(model.keras_model, "fpn_p3"), values["fpn_p3/kernel:0"])
+
+
 def test_missing_files_say_where_the_published_ones_are(config, tmp_path):
     model = MaskRCNN("training", config, tmp_path)
     with pytest.raises(FileNotFoundError, match="mask_rcnn_coco.h5"):
