@@ -31,6 +31,13 @@ YAROSLAV_SOURCE_HINT = (
     "never downloads it."
 )
 SEGMENTER_HEADS = ("fcn", "dense")
+# The input YaroslavNet's patch classifier was trained on (end2end-all-conv, facts only): pixel
+# values rescaled so that the maximum is 255, then the training set's mean pixel subtracted
+# (Keras' featurewise centring, no division by a standard deviation). The repository's patch
+# training script centres on 59.6 (`--featurewise-mean 59.6`, with histogram equalisation);
+# the command line of s10_YaroslavNet itself is not published.
+YAROSLAV_PIXEL_MAX = 255.0
+YAROSLAV_FEATUREWISE_MEAN = 59.6
 _BN_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
 
 
@@ -91,6 +98,7 @@ def build_yaroslav_segmenter(
     dense_units: int = 10,
     output: str = "sigmoid",
     name: str = "yaroslav_segmenter",
+    featurewise_mean: float | None = None,
 ) -> keras.Model:
     """YaroslavNet backbone with a per-pixel head (section IV.E, transfer learning).
 
@@ -111,6 +119,9 @@ def build_yaroslav_segmenter(
         dense_units: units of the dense head's first layer (10 in the authors' code).
         output: "sigmoid" or "logits" (float32 under mixed precision).
         name: model name.
+        featurewise_mean: None feeds the image as given; a number adds ``input_rescale``, a
+            weightless layer mapping mammoseg's [0, 1] images to the input YaroslavNet was
+            trained on: ``x * 255 - featurewise_mean`` (`YAROSLAV_FEATUREWISE_MEAN`, 59.6).
 
     Returns:
         An uncompiled `keras.Model` mapping (B, H, W, C) to (B, H, W, 1).
@@ -138,7 +149,14 @@ def build_yaroslav_segmenter(
                 )
 
     inputs = keras.Input(input_shape, name="image")
-    features = _backbone(inputs)
+    x = inputs
+    if featurewise_mean is not None:
+        if isinstance(featurewise_mean, bool) or not isinstance(featurewise_mean, (int, float)):
+            raise ValueError(f"`featurewise_mean` must be a number, received {featurewise_mean!r}")
+        x = keras.layers.Rescaling(
+            YAROSLAV_PIXEL_MAX, offset=-float(featurewise_mean), name="input_rescale"
+        )(x)
+    features = _backbone(x)
     if head == "dense":
         height, width = input_shape[:2]
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features[-1])
@@ -248,7 +266,9 @@ def load_yaroslav_weights(
 
 
 __all__ = [
+    "YAROSLAV_FEATUREWISE_MEAN",
     "YAROSLAV_FILTERS",
+    "YAROSLAV_PIXEL_MAX",
     "build_yaroslav_net",
     "build_yaroslav_segmenter",
     "load_yaroslav_weights",

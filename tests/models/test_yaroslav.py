@@ -93,6 +93,21 @@ def test_dense_head_is_the_papers():
     assert model.output_shape == (None, 64, 64, 1)
 
 
+def test_featurewise_mean_feeds_the_trained_input_range():
+    # end2end-all-conv trained on pixels scaled to max 255 minus the train mean (59.6): a
+    # mammoseg pixel 0.5 reaches block1 as 0.5 * 255 - 59.6 = 67.9, and 0 as -59.6.
+    model = build_yaroslav_segmenter((64, 64, 1), head="dense", featurewise_mean=59.6)
+    assert model.count_params() == build_yaroslav_segmenter((64, 64, 1), "dense").count_params()
+    probe = keras.Model(model.input, model.get_layer("input_rescale").output)
+    x = np.zeros((1, 64, 64, 1), "float32")
+    x[0, 0, 0, 0] = 0.5
+    out = probe.predict(x, verbose=0)
+    assert out[0, 0, 0, 0] == pytest.approx(67.9, abs=1e-4)
+    assert out[0, 1, 1, 0] == pytest.approx(-59.6, abs=1e-5)
+    with pytest.raises(ValueError, match="`featurewise_mean` must be a number, received 'x'"):
+        build_yaroslav_segmenter((64, 64, 1), featurewise_mean="x")
+
+
 def test_fcn_head_is_small_and_fully_convolutional():
     model = build_yaroslav_segmenter((None, None, 1), head_filters=8)
     lateral = sum(f * 8 + 8 for f in (32, 64, 128, 256, 256, 512))
