@@ -6,6 +6,16 @@ Options (all scripts):
     --paper-scale      1024², the paper's models and epochs (for a GPU)
     --output-dir DIR   (default: runs/<script name>)
     --seed N, --precision auto|fp32|bf16, --strategy default|mirrored|multi-worker, --resume
+    --kinds all|mass   lesions drawn into the masks (default all: the paper's "either a malignant
+                       or benign tumour", every MIAS circle; CBIS-DDSM masses and calcifications)
+    --protocol ours|authors
+                       ours: patient split, every chosen lesion drawn, the mode's batch size and
+                       precision. authors: their 2018 code (facts.md §1): per-line leaky split,
+                       last circle only / CBIS masks == 255 after resizing, every kind, batch 1,
+                       float32 (`mammoseg.data.authors`)
+    --seeds N [N ...]  every sub-run once per seed (deterministic ops), each seed in its own
+                       process and folder ``seed_N/``; the report gives mean ± std and min–max of
+                       every metric and a verdict only where the seeds agree
 
 A run leaves one folder: report.md, metrics.json, figures (PNG), and one sub-folder per trained
 model with history.csv, model.keras and a TensorBoard log.
@@ -19,6 +29,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import time
 import traceback
@@ -26,6 +37,7 @@ from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import keras
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,19 +114,50 @@ SCALES = {
 }
 
 
-def build_parser(description: str) -> argparse.ArgumentParser:
+# --kinds → the lesion kinds drawn into the masks (None: every kind with a region)
+KINDS: dict[str, tuple[str, ...] | None] = {"all": None, "mass": ("mass",)}
+PROTOCOLS = ("ours", "authors")
+
+
+def build_parser(description: str, *, target_options: bool = True) -> argparse.ArgumentParser:
     """The common command line; a script adds its own options to it.
 
     ``--quick`` and ``--paper-scale`` both set ``args.mode`` ("quick", "paper", else
     "default"), the one key of `SCALES` and of a script's own per-mode presets.
 
+    Args:
+        description: the script's docstring.
+        target_options: add ``--kinds`` and ``--protocol`` (the paper's sections); a script
+            with its own fixed target (the mass recipe) leaves them out and runs
+            ``kinds=mass``, ``protocol=ours``.
+
     Example:
         >>> build_parser("demo").parse_args(["--quick"]).mode
         'quick'
+        >>> build_parser("demo").parse_args([]).kinds
+        'all'
     """
+    # No abbreviations: --seeds is re-written for each seed's process, --seed must stay --seed.
     parser = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
+    if target_options:
+        parser.add_argument(
+            "--kinds",
+            choices=list(KINDS),
+            default="all",
+            help="lesions drawn into the masks: all (the paper's target) or mass",
+        )
+        parser.add_argument(
+            "--protocol",
+            choices=PROTOCOLS,
+            default="ours",
+            help="ours (patient split) or authors (their leaky 2018 pipeline, batch 1, float32)",
+        )
+    else:
+        parser.set_defaults(kinds="mass", protocol="ours")
     parser.add_argument("--data", default="phantom", help="phantom | mias:PATH | cbis-ddsm:PATH")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
@@ -134,6 +177,17 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     parser.set_defaults(mode="default")
     parser.add_argument("--output-dir", type=Path, default=None)
     parser.add_argument("--seed", type=_non_negative_int, default=0)
+    parser.add_argument(
+        "--seeds",
+        type=_non_negative_int,
+        nargs="+",
+        default=None,
+        help="run every sub-run once per seed (deterministic ops); report mean ± std",
+    )
+    # Set by the --seeds driver: every seed's process keeps the first seed's split.
+    parser.add_argument(
+        "--split-seed", type=_non_negative_int, default=None, help=argparse.SUPPRESS
+    )
     parser.add_argument(
         "--deterministic", action="store_true", help="bit-reproducible runs for a seed"
     )
@@ -187,7 +241,10 @@ def _settings(section: str, args: argparse.Namespace, scale: Scale) -> dict:
         "section": section,
         "data": args.data,
         "seed": args.seed,
+        "seeds": args.seeds,
         "deterministic": bool(args.deterministic),
+        "kinds": args.kinds,
+        "protocol": args.protocol,
         "scale": asdict(scale),
     }
 
@@ -344,16 +401,30 @@ class Run:
 
     ``self.callbacks`` holds the extra Keras callbacks every training run of the script
     gets: `training.StopAfterEpoch` when the test-only ``--stop-after-epoch`` is given.
+
+    With several ``--seeds`` the Run is only a driver: it runs the script once per seed, each
+    in its own process and folder (`run_seeds`), writes the report of their spread and exits.
+    ``--protocol authors`` sets batch 1 and float32 here, before anything is built.
     """
 
     def __init__(self, section: str, title: str, args: argparse.Namespace, scale: Scale):
         self.section, self.title, self.args = section, title, args
         if args.epochs is not None:
             scale = replace(scale, epochs=args.epochs)
+        if args.protocol == "authors":
+            if args.precision == "bf16":
+                raise SystemExit("--protocol authors trains in float32: drop --precision bf16")
+            args.precision = "fp32"
+            scale = replace(scale, batch_size=1)
         self.scale = scale
+        self.kinds = KINDS[args.kinds]
         script = Path(sys.argv[0]).stem or "experiment"
         self.dir = Path(args.output_dir or REPO / "runs" / script)
         self.data_name, self.data_path = parse_data_option(args.data)
+        if args.seeds is not None:
+            if len(args.seeds) > 1:
+                raise SystemExit(run_seeds(self, sys.argv[1:]))
+            args.seed, args.deterministic = args.seeds[0], True
         prepare_run_folder(
             self.dir,
             _settings(section, args, scale),
@@ -373,28 +444,40 @@ class Run:
         if args.stop_after_epoch is not None:
             self.callbacks.append(training.StopAfterEpoch(args.stop_after_epoch))
         self.results: dict[str, dict] = {}
+        self.learning_rates: dict[str, float] = {}  # sub-run → Adam rate, for the header
         self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         print(
             f"[{section}] {title}\n  mode={scale.name} data={args.data} size={scale.image_size} "
-            f"epochs={scale.epochs} precision={self.precision} strategy={args.strategy} "
+            f"epochs={scale.epochs} batch={scale.batch_size} precision={self.precision} "
+            f"kinds={args.kinds} protocol={args.protocol} strategy={args.strategy} "
             f"replicas={self.strategy.num_replicas_in_sync}\n  output: {self.dir}"
         )
 
     # ------------------------------------------------------------------ data
 
     def load_records(self) -> list[mdata.Record]:
-        """All records of the chosen dataset."""
-        if self.data_name == "phantom":
-            return mdata.load_records(
-                "phantom", n_images=self.scale.phantom_images, size=self.scale.phantom_size
-            )
-        return mdata.load_records(self.data_name, self.data_path)
+        """All records of the chosen dataset (read once)."""
+        if not hasattr(self, "_records"):
+            if self.data_name == "phantom":
+                self._records = mdata.load_records(
+                    "phantom", n_images=self.scale.phantom_images, size=self.scale.phantom_size
+                )
+            else:
+                self._records = mdata.load_records(self.data_name, self.data_path)
+        return self._records
 
     def splits(self, records=None) -> dict[str, list[mdata.Record]]:
-        """The patient split (60/20/20, stratified), each part capped at ``max_images``."""
+        """The split, each part capped at ``max_images``: by patient (60/20/20, stratified on
+        the chosen kinds) under ``--protocol ours``, the authors' per-line leaky split under
+        ``authors``."""
         if not hasattr(self, "_splits"):
             records = records if records is not None else self.load_records()
-            train, val, test = mdata.split_by_patient(records, seed=self.args.seed)
+            train, val, test = split_records(
+                records,
+                protocol=self.args.protocol,
+                kinds=self.kinds,
+                seed=self.split_seed,
+            )
             cap = self.scale.max_images
             self._splits = {
                 "train": _cap(train, cap),
@@ -406,11 +489,19 @@ class Run:
     def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Decoded (images (N, H, W, 1) float32, masks (N, H, W, 1) uint8) of a split."""
         if split not in self._arrays:
-            from mammoseg.data.pipeline import decode_records
-
-            images, masks = decode_records(self.splits()[split], self.scale.image_size)
+            images, masks = decode_split(
+                self.splits()[split],
+                self.scale.image_size,
+                kinds=self.kinds,
+                protocol=self.args.protocol,
+            )
             self._arrays[split] = images[..., None], masks[..., None]
         return self._arrays[split]
+
+    @property
+    def split_seed(self) -> int:
+        """The seed of the patient split: the first of ``--seeds`` for every seed's process."""
+        return self.args.split_seed if self.args.split_seed is not None else self.args.seed
 
     def dataset(self, split: str, *, augment=None, shuffle: bool = True, records=None, map_fn=None):
         """A batched tf.data pipeline of a split at the run's size and global batch size.
@@ -419,7 +510,7 @@ class Run:
         ``map_fn`` is applied to each (images, masks) batch (e.g. to reshape the targets).
         """
         batch = self.scale.batch_size * self.strategy.num_replicas_in_sync
-        if records is not None:
+        if records is not None and self.args.protocol == "ours":
             data = mdata.make_dataset(
                 records,
                 self.scale.image_size,
@@ -427,10 +518,16 @@ class Run:
                 augment=augment,
                 shuffle=shuffle,
                 seed=self.args.seed,
+                kinds=self.kinds,
                 progress=False,
             )
         else:
-            images, masks = (a[..., 0] for a in self.arrays(split))
+            if records is not None:  # the authors' masks are drawn by `decode_split` only
+                images, masks = decode_split(
+                    records, self.scale.image_size, kinds=self.kinds, protocol="authors"
+                )
+            else:
+                images, masks = (a[..., 0] for a in self.arrays(split))
             data = mdata.dataset_from_arrays(
                 images, masks, batch, augment=augment, shuffle=shuffle, seed=self.args.seed
             )
@@ -446,6 +543,7 @@ class Run:
         train_data=None,
         target_fn=None,
         steps_per_epoch: int | None = None,
+        metrics: Callable[[], list] | None = None,
     ) -> dict:
         """Train a segmenter on the train split and evaluate it on val and test.
 
@@ -458,6 +556,9 @@ class Run:
             target_fn: map applied to every (images, masks) batch, for models whose targets
                 are not (B, H, W, 1) masks (the shallow CNN's per-pixel classes).
             steps_per_epoch: for repeated training data.
+            metrics: returns the Keras metrics to compile with (e.g. the authors' mean IoU);
+                their values shown in the training logs join the half-epoch rows under
+                their names, as the authors' Keras 2 progress bar showed them.
 
         Returns:
             {"history", "half_epoch" (Fig. 4 rows), "val", "test"} with the metrics of
@@ -483,8 +584,15 @@ class Run:
             ),
         )
 
+        self.learning_rates[folder.name] = learning_rate
+        logged = LoggedAtHalfEpochs(steps_per_epoch=steps)
+
         def compile_fn(model):
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_fn())
+            model.compile(
+                optimizer=keras.optimizers.Adam(learning_rate),
+                loss=loss_fn(),
+                metrics=metrics() if metrics is not None else None,
+            )
 
         model, history = fit_segmenter(
             model_fn,
@@ -495,10 +603,12 @@ class Run:
             run_dir=folder,
             strategy=self.strategy,
             steps_per_epoch=steps_per_epoch,
-            callbacks=[curve, *self.callbacks],
+            callbacks=[curve, logged, *self.callbacks],
             resume=self.args.resume,
         )
-        result = {"history": history, "half_epoch": curve.rows}
+        by_epoch = {row["epoch"]: row for row in logged.rows}
+        rows = [{**row, **by_epoch.get(row["epoch"], {})} for row in curve.rows]
+        result = {"history": history, "half_epoch": rows}
         for split in ("val", "test"):
             images, masks = self.arrays(split)
             probabilities = predict_probabilities(model, images)
@@ -555,7 +665,8 @@ class Run:
         """Write metrics.json and report.md.
 
         Args:
-            findings: rows (what, the paper's result, ours, verdict), one line each.
+            findings: rows (what, the paper's result, ours, verdict), one line each. Under
+                ``--quick`` every verdict becomes "smoke test: no verdict".
             notes: free Markdown after the table (setup details, caveats).
             figures: file names of the figures, shown in the report.
         """
@@ -565,14 +676,21 @@ class Run:
             "data": self.args.data,
             "mode": self.scale.name,
             "scale": asdict(self.scale),
+            "kinds": self.args.kinds,
+            "protocol": self.args.protocol,
+            "batch_size": self.scale.batch_size,
+            "learning_rates": self.learning_rates,
             "precision": self.precision,
             "strategy": self.args.strategy,
             "replicas": self.strategy.num_replicas_in_sync,
             "seed": self.args.seed,
+            "split_seed": self.split_seed,
             "deterministic": self.args.deterministic,
             "seconds": seconds,
             "split_sizes": {k: len(v) for k, v in getattr(self, "_splits", {}).items()},
         }
+        if self.scale.name == "quick":
+            findings = [(*row[:3], reporting.SMOKE_TEST) for row in findings]
         summary = [dict(zip(("what", "paper", "ours", "verdict"), row)) for row in findings]
         training.save_json(
             self.dir / "metrics.json", {"setup": setup, "findings": summary, "runs": self.results}
@@ -580,10 +698,9 @@ class Run:
         lines = [
             f"# Section {self.section}: {self.title}",
             "",
-            f"Data `{self.args.data}`, mode `{self.scale.name}`, images {self.scale.image_size}², "
-            f"{self.scale.epochs} epoch(s), precision {self.precision}, strategy "
-            f"`{self.args.strategy}` ({setup['replicas']} replica(s)), seed {self.args.seed}; "
-            f"split (patients never shared) {setup['split_sizes']}; wall time {seconds:.0f} s.",
+            reporting.header(setup),
+            f"Seed {self.args.seed} (split seed {self.split_seed}); split "
+            f"{setup['split_sizes']}; wall time {seconds:.0f} s.",
             "",
             "| what | paper | ours | verdict |",
             "|---|---|---|---|",
@@ -614,6 +731,184 @@ class Run:
 
 def _cap(records, cap):
     return records if cap is None else records[:cap]
+
+
+# ---------------------------------------------------------------- protocols: split and masks
+
+
+def split_records(
+    records: list[mdata.Record],
+    *,
+    protocol: str = "ours",
+    kinds: tuple[str, ...] | None = None,
+    seed: int = 0,
+) -> tuple[list[mdata.Record], list[mdata.Record], list[mdata.Record]]:
+    """(train, val, test) as the run's protocol makes them.
+
+    ``ours``: `mammoseg.data.split_by_patient` (60/20/20, stratified on ``kinds``, ``seed``);
+    ``authors``: `mammoseg.data.authors.per_line_split` (their fixed random_state 42: the seed
+    changes nothing, and one image can be in train and test).
+
+    Example:
+        >>> train, val, test = split_records(records, protocol="authors")  # doctest: +SKIP
+    """
+    if protocol == "authors":
+        from mammoseg.data.authors import per_line_split
+
+        return per_line_split(records)
+    return mdata.split_by_patient(records, seed=seed, kinds=kinds)
+
+
+def decode_split(
+    records: list[mdata.Record],
+    size: int,
+    *,
+    kinds: tuple[str, ...] | None = None,
+    protocol: str = "ours",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The images (N, H, W) float32 and masks (N, H, W) uint8 every section trains on.
+
+    ``ours`` draws every lesion of ``kinds`` (None: every kind with a region);
+    ``authors`` draws their masks (`mammoseg.data.authors.authors_mask`: every kind, the last
+    circle only, CBIS masks kept where == 255 after a bilinear resize), whatever ``kinds``.
+
+    Example:
+        >>> images, masks = decode_split(records, 64, kinds=None)  # doctest: +SKIP
+    """
+    from mammoseg.data.pipeline import decode_records
+
+    images, masks = decode_records(records, size, kinds=kinds, progress=False)
+    if protocol == "authors":
+        from mammoseg.data.authors import authors_mask
+
+        masks = np.stack([authors_mask(record, size) for record in records])
+    return images, masks
+
+
+class LoggedAtHalfEpochs(keras.callbacks.Callback):
+    """The compiled metrics as the training log shows them, at every half epoch.
+
+    Keras shows a metric's running value over the epoch's batches; the authors' Fig. 4 came
+    from that display (their metric streamed over every batch, `AuthorsMeanIoU`). Rows are
+    ``{"epoch": 0.5, "authors_mean_iou": ...}``; at an epoch's end the validation values
+    (``val_...``) join. Losses are left out (the history has them).
+
+    Args:
+        steps_per_epoch: batches per epoch (the half-way point is ``steps_per_epoch // 2``).
+    """
+
+    def __init__(self, *, steps_per_epoch: int) -> None:
+        super().__init__()
+        self.half = max(int(steps_per_epoch) // 2, 1)
+        self.rows: list[dict] = []  # checkpointed by fit_segmenter, so a resume keeps them
+        self._epoch = 0
+
+    def _record(self, epoch: float, logs) -> None:
+        values = {k: float(v) for k, v in (logs or {}).items() if "loss" not in k}
+        self.rows.append({"epoch": epoch, **values})
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 == self.half:
+            self._record(self._epoch + 0.5, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._record(epoch + 1.0, logs)
+
+
+# ---------------------------------------------------------------- --seeds: one process per seed
+
+# option → how many values follow it, for the options a seed's process gets anew
+_SEED_DRIVER_OPTIONS = {"--seeds": "+", "--seed": 1, "--split-seed": 1, "--output-dir": 1}
+_SEED_DRIVER_FLAGS = ("--overwrite", "--deterministic")
+
+
+def seed_argv(argv: list[str], seed: int, split_seed: int, folder: Path) -> list[str]:
+    """The command line of one seed's process: ``argv`` without the driver's options, plus
+    ``--seed``, ``--split-seed`` (the first seed's split for every seed), ``--deterministic``
+    and the seed's own ``--output-dir``.
+
+    Example:
+        >>> seed_argv(["--quick", "--seeds", "0", "1", "--only", "dice"], 1, 0, Path("r/s1"))[:4]
+        ['--quick', '--only', 'dice', '--seed=1']
+    """
+    out, index = [], 0
+    while index < len(argv):
+        token = argv[index]
+        name = token.split("=", 1)[0]
+        index += 1
+        if name in _SEED_DRIVER_FLAGS:
+            continue
+        if name in _SEED_DRIVER_OPTIONS:
+            if "=" in token:
+                continue
+            if _SEED_DRIVER_OPTIONS[name] == 1:
+                index += 1
+            else:
+                while index < len(argv) and not argv[index].startswith("-"):
+                    index += 1
+            continue
+        out.append(token)
+    return [
+        *out,
+        f"--seed={seed}",
+        f"--split-seed={split_seed}",
+        "--deterministic",
+        f"--output-dir={folder}",
+    ]
+
+
+def run_seeds(run: Run, argv: list[str]) -> int | str:
+    """Run the script once per seed in its own process, then write the spread's report.
+
+    Each seed runs into ``<dir>/seed_<N>/`` with deterministic ops and the first seed's
+    split (so the spread is that of training, on the same images). ``--resume`` reuses a
+    seed whose report exists.
+
+    Returns:
+        0, or the message naming the seeds that failed (the exit status).
+    """
+    args, seeds = run.args, list(dict.fromkeys(run.args.seeds))
+    prepare_run_folder(
+        run.dir,
+        _settings(run.section, args, run.scale),
+        resume=args.resume,
+        overwrite=args.overwrite,
+    )
+    acquire_lock(run.dir)
+    started = time.time()
+    per_seed, failed, seconds = {}, [], {}
+    for seed in seeds:
+        folder = run.dir / f"seed_{seed}"
+        seed_started = time.time()
+        if args.resume and (folder / "report.md").is_file():
+            print(f"== seed {seed}: complete, reusing {folder}")
+        else:
+            print(f"== seed {seed}: {folder}", flush=True)
+            command = [sys.executable, sys.argv[0], *seed_argv(argv, seed, seeds[0], folder)]
+            if subprocess.call(command) != 0:
+                failed.append(seed)
+        seconds[seed] = round(time.time() - seed_started, 1)
+        metrics = folder / "metrics.json"
+        if metrics.is_file():
+            per_seed[seed] = json.loads(metrics.read_text())
+        elif seed not in failed:
+            failed.append(seed)
+    if not per_seed:
+        return f"every seed failed: {seeds}"
+    summary = reporting.aggregate_seeds(per_seed)
+    summary["setup"].update(seconds=round(time.time() - started, 1), seconds_per_seed=seconds)
+    training.save_json(run.dir / "metrics.json", summary)
+    first = run.dir / f"seed_{seeds[0]}"
+    figures = sorted(path.name for path in first.glob("*.png"))
+    text = reporting.seeds_report(
+        run.section, run.title, summary, failed_seeds=failed, figures=figures
+    )
+    training.write_text_atomic(run.dir / "report.md", text)
+    print(f"  report: {run.dir / 'report.md'}")
+    return f"seeds failed: {failed}" if failed else 0
 
 
 # Re-exported for the scripts: `common.fmt`, `common.showcase`, ...

@@ -72,13 +72,29 @@ def plot_curves(
     title: str = "",
     xlabel: str = "epoch",
     ylim: tuple[float, float] | None = None,
+    log_y: bool | None = False,
 ) -> None:
-    """Line plot of several named curves {label: (x, y)} (Fig. 4, loss curves)."""
+    """Line plot of several named curves {label: (x, y)} (Fig. 4, loss curves).
+
+    Args:
+        log_y: a logarithmic y axis; None chooses it when every value is positive and the
+            largest is over 100 times the smallest (losses of very different scales, such as
+            BCE beside a 1:1e6 weighted BCE).
+
+    Example:
+        >>> plot_curves({"a": ([1, 2], [0.5, 0.4])}, "loss.png", "loss")  # doctest: +SKIP
+    """
+    values = np.concatenate([np.asarray(y, np.float64).ravel() for _, y in curves.values()] or [[]])
+    values = values[np.isfinite(values)]
+    if log_y is None:
+        log_y = bool(values.size) and values.min() > 0 and values.max() > 100 * values.min()
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, (x, y) in curves.items():
         ax.plot(x, y, marker="o", markersize=3, label=label)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(ylabel + (" (log scale)" if log_y else ""))
+    if log_y:
+        ax.set_yscale("log")
     if ylim:
         ax.set_ylim(*ylim)
     ax.set_title(title)
