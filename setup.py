@@ -1,5 +1,10 @@
-"""Install mammoseg: `pip install -e .` (add `[test]` for the test tools)."""
+"""Install mammoseg: `pip install -e .` (add `[test]` for the test tools).
 
+The version has one home, ``__version__`` in ``mammoseg/__init__.py``: read from its text here
+(importing the package would need its dependencies installed first).
+"""
+
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -12,9 +17,17 @@ def _requirements() -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
+def _version() -> str:
+    text = (HERE / "mammoseg" / "__init__.py").read_text()
+    found = re.search(r'^__version__ = "([^"]+)"$', text, re.MULTILINE)
+    if found is None:
+        raise RuntimeError('mammoseg/__init__.py: no line `__version__ = "X.Y.Z"`')
+    return found.group(1)
+
+
 setup(
     name="mammoseg",
-    version="0.1.0",
+    version=_version(),
     description=(
         "Breast-tumour segmentation on mammograms in Keras 3: a runnable reproduction of "
         "Aung, Valdivia and Weerawardhena (2018) and what goes beyond it."
@@ -23,6 +36,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["mammoseg", "mammoseg.*"]),
+    # the SHA-256 sums of the standard mini-MIAS archive, for `mammoseg.data.verify_mias`
+    package_data={"mammoseg.data": ["mias-sha256.txt"]},
     install_requires=_requirements(),
     extras_require={"test": ["pytest>=7.4", "ruff>=0.5"]},
     entry_points={"console_scripts": ["mammoseg=mammoseg.cli:main"]},

@@ -16,6 +16,7 @@ Modules:
     oversampling  tumour oversampling and the authors' large-tumour subset
     pipeline      tf.data: `make_dataset` (records or cache), `dataset_from_arrays`
     authors       the authors' 2018 protocol (leaky per-line split, their masks), to measure it
+    verify        `verify_mias` (SHA-256 sums of the standard mini-MIAS) and `download_mias`
 
 Example:
     >>> from mammoseg import data
@@ -40,6 +41,7 @@ from mammoseg.data.records import (
     load_mask,
 )
 from mammoseg.data.resample import parse_size, resample_image, resample_mask
+from mammoseg.data.verify import MiasVerification, download_mias, verify_mias
 
 
 def _load_phantom(root=None, **options):
@@ -124,10 +126,12 @@ __all__ = [
     "Lesion",
     "MammosegDataError",
     "MammosegDataWarning",
+    "MiasVerification",
     "Record",
     "authors_large_tumour_subset",
     "dataset_from_arrays",
     "decode_records",
+    "download_mias",
     "load_image",
     "load_instance_masks",
     "load_mask",
@@ -139,4 +143,5 @@ __all__ = [
     "resample_mask",
     "split_by_patient",
     "RotationAugment",
+    "verify_mias",
 ]
