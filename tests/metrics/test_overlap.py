@@ -106,6 +106,10 @@ def test_every_metric_binarises_at_0_5_by_default():
     assert M.mean_iou_both_classes(pred, truth) == pytest.approx(1 / 3)  # (1/3 + 1/3) / 2
     assert M.sensitivity(pred, truth) == pytest.approx(1 / 2)
     assert M.specificity(pred, truth) == pytest.approx(1 / 2)
+    # A background pixel at 0.3 is a false positive at 0.25 only.
+    background = np.zeros((1, 2), int)
+    assert M.specificity(np.array([[0.3, 0.0]]), background) == 1.0
+    assert M.specificity(np.array([[0.3, 0.0]]), background, threshold=0.25) == 0.5
     assert M.dice_score(pred, truth, threshold=0.25) == pytest.approx(4 / 5)
     # Only the 0.3 pixel predicted at a threshold of 0.25 but not 0.5: empty at 0.5.
     lone = np.array([[0.3, 0.0], [0.0, 0.0]])
