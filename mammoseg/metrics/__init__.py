@@ -24,7 +24,8 @@ falls inside a lesion's circle) and false positives, `froc` gives the sensitivit
 2, 4 and 8 false positives per image.
 
 Layout: `overlap` (pixel counts and overlap metrics), `detection` (regions, lesion matching,
-FROC), `keras_metrics` (the Keras `Metric` wrappers); every name is re-exported here.
+FROC), `keras_metrics` (the Keras `Metric` wrappers); every name is offered here. The Keras
+metrics load on first use: the NumPy metrics import without TensorFlow.
 """
 
 from mammoseg.metrics.detection import (
@@ -41,15 +42,6 @@ from mammoseg.metrics.detection import (
     regions_from_probability,
     sensitivity_at_rates,
 )
-from mammoseg.metrics.keras_metrics import (
-    AuthorsMeanIoU,
-    DiceMetric,
-    EmptyPredictionRate,
-    ForegroundIoU,
-    MeanIoUBothClasses,
-    PixelSensitivity,
-    PixelSpecificity,
-)
 from mammoseg.metrics.overlap import (
     REDUCTIONS,
     Confusion,
@@ -64,6 +56,26 @@ from mammoseg.metrics.overlap import (
     sensitivity,
     specificity,
 )
+
+# The Keras metrics load on first use, so the NumPy metrics import without TensorFlow.
+_KERAS_METRICS = (
+    "AuthorsMeanIoU",
+    "DiceMetric",
+    "EmptyPredictionRate",
+    "ForegroundIoU",
+    "MeanIoUBothClasses",
+    "PixelSensitivity",
+    "PixelSpecificity",
+)
+
+
+def __getattr__(attribute: str):
+    if attribute in _KERAS_METRICS:
+        from mammoseg.metrics import keras_metrics
+
+        return getattr(keras_metrics, attribute)
+    raise AttributeError(f"module 'mammoseg.metrics' has no attribute {attribute!r}")
+
 
 __all__ = [
     "AuthorsMeanIoU",
