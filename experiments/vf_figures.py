@@ -36,31 +36,49 @@ def plot_pr(path: Path, precision, recall) -> str:
     return path.name
 
 
-def plot_losses(path: Path, history: Path) -> str | None:
-    if not history.is_file():
+LOSS_KEYS = (
+    "loss",
+    "val_loss",
+    "rpn_class_loss",
+    "rpn_bbox_loss",
+    "mrcnn_class_loss",
+    "mrcnn_bbox_loss",
+    "mrcnn_mask_loss",
+)
+
+
+def _read_history(path: Path) -> list[dict]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def plot_losses(path: Path, histories: dict[str, Path]) -> str | None:
+    """Fig. 6 (right): loss per epoch. One start: the total and every component; several
+    starts (COCO and ImageNet): the training and validation loss of each, on one axis.
+
+    Returns:
+        The file name, or None when no history file exists.
+    """
+    runs = {label: _read_history(h) for label, h in histories.items() if Path(h).is_file()}
+    runs = {label: rows for label, rows in runs.items() if rows}
+    if not runs:
         return None
-    with history.open() as handle:
-        rows = list(csv.DictReader(handle))
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    epochs = [int(r["epoch"]) + 1 for r in rows]
-    for key in (
-        "loss",
-        "val_loss",
-        "rpn_class_loss",
-        "rpn_bbox_loss",
-        "mrcnn_class_loss",
-        "mrcnn_bbox_loss",
-        "mrcnn_mask_loss",
-    ):
-        if key in rows[0]:
-            ax.plot(
-                epochs,
-                [float(r[key]) for r in rows],
-                label=key,
-                lw=2 if "loss" == key.split("_")[-1] and key.count("_") <= 1 else 1,
-            )
-    ax.set(xlabel="epoch", ylabel="loss", title="Mask R-CNN losses (heads, then all layers)")
+    for label, rows in runs.items():
+        epochs = [int(r["epoch"]) + 1 for r in rows]
+        keys = LOSS_KEYS if len(runs) == 1 else ("loss", "val_loss")
+        for key in keys:
+            if key not in rows[0]:
+                continue
+            name = key if len(runs) == 1 else f"{label}: {key}"
+            total = key in ("loss", "val_loss")
+            style = "--" if key == "val_loss" else "-"
+            ax.plot(epochs, [float(r[key]) for r in rows], style, label=name, lw=2 if total else 1)
+    title = "Mask R-CNN losses (heads, then all layers)"
+    if len(runs) > 1:
+        title += ": " + " vs ".join(runs)
+    ax.set(xlabel="epoch", ylabel="loss", title=title)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
