@@ -473,7 +473,10 @@ def start_findings(result: dict, label: str, data: str) -> list[tuple[str, str, 
         "at or below the paper's",
     )
     segm, bbox = result["coco_segm"], result["coco_bbox"]
-    n = f"{result['val_images']} val images, all with a lesion, of {result['val_images_available']}"
+    n = (
+        f"{result['val_images']} val images with a lesion, of "
+        f"{result['val_images_available']} in the split"
+    )
     return [
         (
             f"matterport mAP@[.5:.95], mean over images{label}",
