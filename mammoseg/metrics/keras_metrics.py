@@ -1,7 +1,9 @@
 """Keras metrics for training: pooled pixel counts accumulated over an epoch, like TF1's
 ``mean_iou`` (the paper's metric), and the share of lesion images predicted empty.
 
-Each class is registered as ``mammoseg>ClassName`` so saved models load; the definitions match
+Each class is registered as ``mammoseg>ClassName`` so saved models load, and each takes
+``sample_weight`` (one weight per image, or per pixel for the pixel counts), except
+`AuthorsMeanIoU`, which refuses it as the authors' metric had none; the definitions match
 the NumPy functions of `mammoseg.metrics.overlap` with ``reduction="pooled"``. The paper's
 metric, `MeanIoUBothClasses`, is ``keras.metrics.BinaryIoU(target_class_ids=[0, 1])`` with a
 ``from_logits`` switch and ``truth > 0`` binarisation added (issue #18).
@@ -19,6 +21,16 @@ def _check_threshold(threshold: Any) -> float:
     if not isinstance(threshold, int | float) or isinstance(threshold, bool):
         raise ValueError(f"`threshold` must be a number, received {threshold!r}")
     return float(threshold)
+
+
+def _pixel_weights(sample_weight: Any, pred: Any) -> Any:
+    """Per-pixel weights shaped like ``pred``: ones, a weight per image, or per pixel."""
+    if sample_weight is None:
+        return ops.ones_like(pred)
+    weight = ops.cast(sample_weight, "float32")
+    while len(weight.shape) < len(pred.shape):
+        weight = ops.expand_dims(weight, -1)
+    return ops.broadcast_to(weight, ops.shape(pred))
 
 
 class _PixelCountMetric(keras.metrics.Metric):
@@ -42,17 +54,22 @@ class _PixelCountMetric(keras.metrics.Metric):
         )
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
-        """Add the batch's (TP, FP, FN, TN); ``sample_weight`` is not supported."""
+        """Add the batch's (TP, FP, FN, TN), each pixel counted with its weight.
+
+        ``sample_weight``: one weight per image (shape (B,), as ``fit(sample_weight=...)``
+        passes it) or one per pixel (broadcastable to the predictions); None counts 1 each.
+        """
         y_pred = ops.cast(y_pred, "float32")
         if self.from_logits:
             y_pred = ops.sigmoid(y_pred)
         pred = ops.cast(y_pred >= self.threshold, "float32")
         truth = ops.cast(ops.cast(y_true, "float32") > 0, "float32")
         truth = ops.reshape(truth, ops.shape(pred))
-        tp = ops.sum(pred * truth)
-        fp = ops.sum(pred) - tp
-        fn = ops.sum(truth) - tp
-        tn = ops.cast(ops.size(pred), "float32") - tp - fp - fn
+        weight = _pixel_weights(sample_weight, pred)
+        tp = ops.sum(weight * pred * truth)
+        fp = ops.sum(weight * pred) - tp
+        fn = ops.sum(weight * truth) - tp
+        tn = ops.sum(weight) - tp - fp - fn
         self.counts.assign_add(ops.stack([tp, fp, fn, tn]))
 
     def reset_state(self) -> None:
@@ -152,10 +169,7 @@ class MeanIoUBothClasses(keras.metrics.BinaryIoU):
         truth = ops.cast(ops.cast(y_true, "float32") > 0, "float32")
         if sample_weight is not None:
             # A weight per image, as `fit(sample_weight=...)` passes it, weights its pixels.
-            sample_weight = ops.cast(sample_weight, "float32")
-            while len(sample_weight.shape) < len(truth.shape):
-                sample_weight = ops.expand_dims(sample_weight, -1)
-            sample_weight = ops.broadcast_to(sample_weight, ops.shape(truth))
+            sample_weight = _pixel_weights(sample_weight, truth)
         super().update_state(truth, y_pred, sample_weight)
 
     def get_config(self) -> dict[str, Any]:
@@ -294,7 +308,13 @@ class EmptyPredictionRate(_PixelCountMetric):
     default_name = "empty_prediction_rate"
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
-        """Count images with a lesion (slot 0) and, among them, empty predictions (slot 1)."""
+        """Count images with a lesion (slot 0) and, among them, empty predictions (slot 1).
+
+        ``sample_weight``: one weight per image, shape (B,), or None (1 each).
+
+        Raises:
+            ValueError: a weight of another shape (per-pixel weights do not weight images).
+        """
         y_pred = ops.cast(y_pred, "float32")
         if self.from_logits:
             y_pred = ops.sigmoid(y_pred)
@@ -303,6 +323,14 @@ class EmptyPredictionRate(_PixelCountMetric):
         truth = ops.reshape(ops.cast(ops.cast(y_true, "float32") > 0, "float32"), (batch, -1))
         lesion = ops.cast(ops.max(truth, axis=1) > 0, "float32")
         empty = ops.cast(ops.max(pred, axis=1) == 0, "float32")
+        if sample_weight is not None:
+            weight = ops.cast(sample_weight, "float32")
+            if len(weight.shape) != 1:
+                raise ValueError(
+                    "EmptyPredictionRate takes one `sample_weight` per image, shape (B,), "
+                    f"received shape {tuple(weight.shape)}"
+                )
+            lesion = lesion * weight
         zero = ops.zeros((), "float32")
         self.counts.assign_add(ops.stack([ops.sum(lesion), ops.sum(lesion * empty), zero, zero]))
 

@@ -65,3 +65,28 @@ def test_sample_weight_is_refused_and_config_round_trips():
         m.update_state(np.ones((1, 2)), np.ones((1, 2)), sample_weight=np.ones(1))
     again = AuthorsMeanIoU.from_config(m.get_config())
     assert again.name == "paper"
+
+
+def test_pixel_metrics_weight_images_and_pixels():
+    from mammoseg.metrics import DiceMetric, EmptyPredictionRate, ForegroundIoU
+
+    truth = np.array([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    pred = np.array([[0.9, 0.1, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    # Unweighted: TP 1, FP 0, FN 2 -> Dice 2/4. Image 2 weighted 0: TP 1, FN 1 -> 2/3.
+    plain, weighted = DiceMetric(), DiceMetric()
+    plain.update_state(truth, pred)
+    weighted.update_state(truth, pred, sample_weight=np.array([1.0, 0.0]))
+    assert float(plain.result()) == pytest.approx(0.5)
+    assert float(weighted.result()) == pytest.approx(2 / 3)
+    # Per pixel: weight 3 on the missed pixel of image 1 -> TP 1, FN 3 + 1 -> IoU 1/5.
+    pixel = np.ones_like(truth)
+    pixel[0, 1] = 3.0
+    iou = ForegroundIoU()
+    iou.update_state(truth, pred, sample_weight=pixel)
+    assert float(iou.result()) == pytest.approx(1 / 5)
+    # Empty-prediction rate: image 2 (a lesion, predicted empty) weighted 3 -> 3 / 4.
+    empty = EmptyPredictionRate()
+    empty.update_state(truth, pred, sample_weight=np.array([1.0, 3.0]))
+    assert float(empty.result()) == pytest.approx(3 / 4)
+    with pytest.raises(ValueError, match=r"one `sample_weight` per image, shape \(B,\)"):
+        EmptyPredictionRate().update_state(truth, pred, sample_weight=pixel)
