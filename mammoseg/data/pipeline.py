@@ -8,7 +8,7 @@ never what a training step waits for (see benchmarks/bench_pipeline.py).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -57,7 +57,7 @@ def make_dataset(
     size: Size | None,
     batch_size: int,
     *,
-    augment: RotationAugment | None = None,
+    augment: RotationAugment | Callable | None = None,
     shuffle: bool = True,
     seed: int = 0,
     kinds: Sequence[str] | None = ("mass",),
@@ -122,8 +122,27 @@ def make_dataset(
 
 
 def _check_augment(augment: object) -> None:
-    if augment is not None and not isinstance(augment, RotationAugment):
-        raise TypeError(f"`augment` must be a RotationAugment or None, received {augment!r}")
+    if augment is not None and not callable(augment) and not isinstance(augment, RotationAugment):
+        raise TypeError(
+            "`augment` must be a RotationAugment, a Keras layer or a callable mapping "
+            f"(image, mask) batches, or None; received {augment!r}"
+        )
+
+
+def _augment_fn(augment: object, seed: int) -> Callable:
+    """How one batch of (images, masks) goes through ``augment``, whatever kind it is."""
+    if isinstance(augment, RotationAugment):
+        return lambda batch, s: augment.apply(batch[0], batch[1], s)
+    import keras
+
+    if isinstance(augment, keras.layers.Layer):
+        # Keras 3 preprocessing layers take a dict and transform the masks to match.
+        def through_layer(batch, _):
+            out = augment({"images": batch[0], "segmentation_masks": batch[1]})
+            return out["images"], out["segmentation_masks"]
+
+        return through_layer
+    return lambda batch, _: tuple(augment(batch[0], batch[1]))
 
 
 def dataset_from_arrays(
@@ -131,7 +150,7 @@ def dataset_from_arrays(
     masks: np.ndarray,
     batch_size: int,
     *,
-    augment: RotationAugment | None = None,
+    augment: RotationAugment | Callable | None = None,
     shuffle: bool = True,
     seed: int = 0,
     repeat: bool = False,
@@ -143,7 +162,10 @@ def dataset_from_arrays(
         images: (N, H, W) float32 images, e.g. from `decode_records`.
         masks: (N, H, W) binary masks.
         batch_size: images per batch.
-        augment: a `RotationAugment` applied to each training batch, or None.
+        augment: applied to each training batch: a `RotationAugment` (seeded from ``seed``,
+            new draws every epoch), a Keras preprocessing layer (called on a dict with
+            ``images`` and ``segmentation_masks``, e.g. ``keras.layers.RandomFlip``), any
+            callable mapping ``(images, masks)`` to ``(images, masks)``, or None.
         shuffle: reshuffle every epoch (deterministic for a ``seed``).
         seed: seed of the shuffle and of the augmentation.
         repeat: repeat forever (then pass ``steps_per_epoch`` to `fit`).
@@ -201,7 +223,7 @@ def dataset_from_arrays(
         # New seeds every epoch (Keras iterates the dataset afresh each epoch).
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         data = tf.data.Dataset.zip((data, seeds)).map(
-            lambda batch, s: augment.apply(batch[0], batch[1], s),
+            _augment_fn(augment, seed),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )

@@ -172,8 +172,41 @@ def test_invalid_size(tiny_phantom, size, error):
 
 
 def test_invalid_augment(tiny_phantom):
-    with pytest.raises(TypeError, match="`augment` must be a RotationAugment or None, received"):
-        make_dataset(tiny_phantom, 64, 2, augment=lambda x, y: (x, y), progress=False)
+    with pytest.raises(TypeError, match="`augment` must be a RotationAugment, a Keras layer or"):
+        make_dataset(tiny_phantom, 64, 2, augment="rotate", progress=False)
+
+
+def _pair_with_a_bright_pixel(n: int = 2):
+    images = np.zeros((n, 8, 8), np.float32)
+    masks = np.zeros((n, 8, 8), np.uint8)
+    images[:, 2, 1] = 1.0
+    masks[:, 2, 1] = 1
+    return images, masks
+
+
+def test_a_keras_layer_augments_image_and_mask_together():
+    import keras
+
+    images, masks = _pair_with_a_bright_pixel(16)
+    flip = keras.layers.RandomFlip("horizontal", seed=0)  # each image flipped or not at random
+    x, y = next(iter(dataset_from_arrays(images, masks, 16, shuffle=False, augment=flip)))
+    x, y = x.numpy()[..., 0], y.numpy()[..., 0]
+    flipped = [bool(image[2, 6] == 1.0) for image in x]
+    assert 0 < sum(flipped) < 16  # the layer did act, and at random
+    for image, mask, was_flipped in zip(x, y, flipped):
+        assert image[2, 6 if was_flipped else 1] == 1.0 and image.sum() == 1.0
+        np.testing.assert_array_equal(mask, image)  # the mask followed its image
+
+
+def test_a_callable_augments_image_and_mask():
+    images, masks = _pair_with_a_bright_pixel()
+
+    def shift_down(image, mask):
+        return tf.roll(image, 3, axis=1), tf.roll(mask, 3, axis=1)
+
+    x, y = next(iter(dataset_from_arrays(images, masks, 2, shuffle=False, augment=shift_down)))
+    assert x.numpy()[0, 5, 1, 0] == 1.0 and x.numpy()[0, 2, 1, 0] == 0.0
+    assert y.numpy()[1, 5, 1, 0] == 1.0 and y.numpy().sum() == 2
 
 
 def test_unreadable_image_is_reported(tmp_path):
