@@ -36,8 +36,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["mammoseg", "mammoseg.*"]),
-    # the SHA-256 sums of the standard mini-MIAS archive, for `mammoseg.data.verify_mias`
-    package_data={"mammoseg.data": ["mias-sha256.txt"]},
+    # py.typed: the package is typed (PEP 561); the SHA-256 sums of the standard mini-MIAS
+    # archive, for `mammoseg.data.verify_mias`
+    package_data={"mammoseg": ["py.typed"], "mammoseg.data": ["mias-sha256.txt"]},
     install_requires=_requirements(),
     extras_require={"test": ["pytest>=7.4", "ruff>=0.5"]},
     entry_points={"console_scripts": ["mammoseg=mammoseg.cli:main"]},
