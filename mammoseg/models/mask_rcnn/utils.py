@@ -230,7 +230,10 @@ def resize_mask(mask: np.ndarray, scale: float, padding, crop=None) -> np.ndarra
     h, w = mask.shape[:2]
     if scale != 1:
         shape = (round(h * scale), round(w * scale))
-        mask = _resize(mask.astype(np.float32), (*shape, mask.shape[2]), order=0) > 0.5
+        if mask.shape[2] == 0:  # no instance (a normal image): nothing to resample
+            mask = np.zeros((*shape, 0), dtype=bool)
+        else:
+            mask = _resize(mask.astype(np.float32), (*shape, mask.shape[2]), order=0) > 0.5
     if crop is not None:
         y, x, ch, cw = crop
         return mask[y : y + ch, x : x + cw]

@@ -72,6 +72,14 @@ def test_resize_image_crop_and_min_scale():
     assert 0 <= crop[0] <= 16 and crop[2:] == (64, 64)
 
 
+def test_resize_mask_without_instances_keeps_the_new_shape():
+    # a normal image (no instance) scaled x2 then cropped, as paper-scale V.F loads it
+    empty = np.zeros((40, 40, 0), bool)
+    assert utils.resize_mask(empty, 2.0, None, (8, 4, 64, 64)).shape == (64, 64, 0)
+    padding = [(2, 3), (0, 0), (0, 0)]
+    assert utils.resize_mask(empty, 1.5, padding).shape == (65, 60, 0)
+
+
 def test_resize_image_unknown_mode():
     with pytest.raises(ValueError, match="`mode` must be .* received 'sqare'"):
         utils.resize_image(np.zeros((4, 4, 3)), mode="sqare")
