@@ -32,9 +32,10 @@ YAROSLAV_PARAMS = 5_904_357  # the published patch classifier
 YAROSLAV_TRANSFER_PARAMS = YAROSLAV_PARAMS - 2_565 + 5_130 + 11_534_336 + 2
 
 WRAPPER = """
-import resource, runpy, sys
+import os, resource, runpy, sys
 script = sys.argv[1]
 sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(script))  # as `python script.py` would
 try:
     runpy.run_path(script, run_name="__main__")
 finally:
