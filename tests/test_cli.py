@@ -535,6 +535,7 @@ def _assert_is_our_commit(commit: str) -> None:
     assert subprocess.run(ancestor).returncode == 0
 
 
+@pytest.mark.slow  # trains in its own process (about 30 s)
 def test_train_writes_the_model_recipe_metrics_and_card(trained_run):
     root, out, result = trained_run
     assert result.returncode == 0, result.stderr[-3000:]
@@ -566,6 +567,7 @@ def test_train_writes_the_model_recipe_metrics_and_card(trained_run):
     ) in result.stdout
 
 
+@pytest.mark.slow  # trains in its own process (about 30 s)
 def test_the_model_card_says_what_how_and_how_well(trained_run):
     root, out, _ = trained_run
     card = (out / "MODEL_CARD.md").read_text()
@@ -591,6 +593,7 @@ def test_the_model_card_says_what_how_and_how_well(trained_run):
     assert f"mask threshold {recorded['recipe']['threshold']:g}" in card
 
 
+@pytest.mark.slow  # trains in its own process (about 30 s)
 def test_evaluate_scores_the_recorded_test_split_again(trained_run, tmp_path, capsys):
     _, out, _ = trained_run
     output = tmp_path / "evaluation.json"
@@ -613,6 +616,7 @@ def test_evaluate_scores_the_recorded_test_split_again(trained_run, tmp_path, ca
     assert "all: 12 images" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # trains in its own process (about 30 s)
 def test_evaluate_shows_its_progress_on_a_terminal(trained_run, monkeypatch):
     _, out, _ = trained_run
     terminal = _Terminal()
@@ -621,6 +625,7 @@ def test_evaluate_shows_its_progress_on_a_terminal(trained_run, monkeypatch):
     assert "val (whole images): 100%" in terminal.getvalue() and "ETA" in terminal.getvalue()
 
 
+@pytest.mark.slow  # trains in its own process (about 30 s)
 def test_evaluate_names_recorded_images_missing_from_other_data(trained_run, tmp_path, capsys):
     _, out, _ = trained_run
     from mammoseg.data import phantom
@@ -636,6 +641,7 @@ def test_evaluate_names_recorded_images_missing_from_other_data(trained_run, tmp
     assert "pass --split all" in err
 
 
+@pytest.mark.slow  # trains in its own process (about 30 s)
 def test_train_refuses_a_foreign_or_earlier_run_folder(trained_run, tmp_path, capsys):
     root, out, _ = trained_run
     foreign = tmp_path / "mine"
