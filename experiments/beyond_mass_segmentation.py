@@ -309,7 +309,8 @@ def apply_overrides(config: RecipeConfig, items: list[str]) -> RecipeConfig:
 
 
 def main(argv=None) -> None:
-    parser = common.build_parser(__doc__)
+    # The recipe's target is its own config's (masses): no --kinds / --protocol.
+    parser = common.build_parser(__doc__, target_options=False)
     common.add_set_option(parser, "working_size=256 (a RecipeConfig field)")
     args = parser.parse_args(argv)
     config = apply_overrides(CONFIGS[args.mode], args.set)
