@@ -3,9 +3,10 @@
 CBIS-DDSM is about 160 GB of 16-bit DICOMs of several thousand pixels a side; decoding and
 resizing them is most of the cost of an epoch. `build_cache` does it once into one HDF5 file:
 
-* ``images`` (N, H, W) float32 in [0, 1], ``masks`` (N, H, W) uint8 union of the chosen lesion
-  kinds, ``instance_masks`` (M, H, W) uint8 one per drawable lesion (any kind), chunked one
-  image per chunk;
+* ``images`` (N, H, W) uint16 (default; or uint8 or float32, ``image_dtype``): the [0, 1]
+  intensities times 65535 (255), rounded; readers divide back to float32 on the fly.
+  ``masks`` (N, H, W) uint8 union of the chosen lesion kinds, ``instance_masks`` (M, H, W)
+  uint8 one per drawable lesion (any kind), chunked one image per chunk;
 * ``transforms`` (N, 6): original height and width, scale (row, col) and offset (row, col) of
   the resized image inside the cache frame, so predictions map back (`to_original_size`);
 * ``geometry`` (M, 3): each lesion's centroid row, column and equal-area radius in original
@@ -30,6 +31,18 @@ decoded again (only those). Every image, mask and instance-mask chunk carries a 
 checksum: `read_cache` names the image of a damaged image or mask chunk instead of returning
 its garbage pixels, and `build_cache`, reusing or resuming a file, checks every stored chunk
 and caches the damaged images again, with a warning naming them.
+
+Why uint16: area averaging puts the resized values between the source's grey levels, so no
+integer type holds them exactly; uint16 keeps each within half a step of 1/65535 (7.6e-6,
+1/130 of an 8-bit level, half a 16-bit level) at half the bytes of float32. At 1024² that is
+2 MB an image instead of 4 MB (CBIS-DDSM's 3,103 images: 6.5 GB instead of 13 GB), which is
+what makes streaming the cache cheap. ``image_dtype="uint8"`` halves it again at the cost of
+rounding to 8-bit levels (lossless only in spirit, for 8-bit sources such as MIAS).
+
+Reading one image at a time (`CacheReader`, the streaming input of
+`mammoseg.data.pipeline.make_dataset`) costs one chunk read and its checksum. A cache can be
+written as several shard files split by patient (`build_sharded_cache`), each a complete
+cache of its own; `cache_files` lists the shards of a folder.
 """
 
 from __future__ import annotations
@@ -48,11 +61,15 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from mammoseg.checks import check_positive_int
 from mammoseg.data.errors import MammosegDataError
 from mammoseg.data.records import LESION_KINDS, Lesion, Record, draw_circle
 from mammoseg.data.resample import Size, frame, inner_box, parse_size, resample_image, resample_mask
 
-CACHE_VERSION = 3  # 3: fletcher32 checksums on every image chunk
+CACHE_VERSION = 4  # 3: fletcher32 checksums on every image chunk; 4: images as uint16
+
+# Stored image types and the factor from [0, 1] intensities to stored values.
+IMAGE_DTYPES = {"uint16": 65535.0, "uint8": 255.0, "float32": 1.0}
 
 
 def _drawable(record: Record) -> list[Lesion]:
@@ -102,12 +119,15 @@ def _source_stats(records: Sequence[Record], require: bool = True) -> np.ndarray
     return stats
 
 
-def _manifest(records: Sequence[Record], target, resize: str, kinds) -> dict[str, Any]:
+def _manifest(
+    records: Sequence[Record], target, resize: str, kinds, image_dtype: str = "uint16"
+) -> dict[str, Any]:
     manifest = {
         "version": CACHE_VERSION,
         "size": list(target),
         "resize": resize,
         "kinds": None if kinds is None else sorted(kinds),
+        "image_dtype": image_dtype,
         "records": [asdict(record) for record in records],
     }
     return json.loads(json.dumps(manifest, default=_jsonable))  # as it will read back
@@ -119,7 +139,7 @@ def _read_manifest(handle) -> dict[str, Any]:
 
 def _stale_reason(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """Why a cache of manifest ``old`` cannot serve ``new`` at all (None: it can)."""
-    for key in ("version", "size", "resize", "kinds"):
+    for key in ("version", "size", "resize", "kinds", "image_dtype"):
         if old.get(key) != new[key]:
             return f"{key} was {old.get(key)!r}, now {new[key]!r}"
     if old.get("records") != new["records"]:
@@ -186,7 +206,38 @@ def _read_binary(path: str) -> np.ndarray:
     return inside
 
 
-def _process(record: Record, target: tuple[int, int], resize: str, kinds) -> dict[str, Any]:
+def to_stored(image: np.ndarray, image_dtype: str) -> np.ndarray:
+    """[0, 1] float intensities as the cache stores them (rounded to the nearest level).
+
+    Example:
+        >>> to_stored(np.array([0.0, 0.5, 1.0]), "uint16")
+        array([    0, 32768, 65535], dtype=uint16)
+    """
+    scale = IMAGE_DTYPES[image_dtype]
+    if scale == 1.0:
+        return np.asarray(image, np.float32)
+    return np.rint(np.clip(image, 0.0, 1.0) * scale).astype(image_dtype)
+
+
+def from_stored(stored: np.ndarray) -> np.ndarray:
+    """Stored cache images back to float32 intensities in [0, 1] (values / 65535 or / 255).
+
+    The division is correctly rounded, so TensorFlow's ``tf.cast(x, tf.float32) / 65535.0``
+    (the streaming pipeline's conversion) gives the same float32 bits.
+
+    Example:
+        >>> from_stored(np.array([0, 65535], np.uint16))
+        array([0., 1.], dtype=float32)
+    """
+    scale = IMAGE_DTYPES[np.dtype(stored.dtype).name]
+    if scale == 1.0:
+        return np.asarray(stored, np.float32)
+    return stored.astype(np.float32) / np.float32(scale)
+
+
+def _process(
+    record: Record, target: tuple[int, int], resize: str, kinds, image_dtype: str = "uint16"
+) -> dict[str, Any]:
     """Decode, normalise and resize one record and its lesions (runs in a worker)."""
     from mammoseg.data.cbis_ddsm import mask_geometry
 
@@ -212,7 +263,7 @@ def _process(record: Record, target: tuple[int, int], resize: str, kinds) -> dic
     for i in chosen:
         union |= instances[i]
     return {
-        "image": image,
+        "image": to_stored(image, image_dtype),
         "mask": union,
         "instances": instances,
         "geometry": geometry,
@@ -221,8 +272,8 @@ def _process(record: Record, target: tuple[int, int], resize: str, kinds) -> dic
 
 
 def _work(job: tuple) -> tuple[int, dict[str, Any]]:
-    index, record, target, resize, kinds = job
-    return index, _process(record, target, resize, kinds)
+    index, record, *settings = job
+    return index, _process(record, *settings)
 
 
 def _init_worker() -> None:
@@ -313,7 +364,8 @@ def _create(part: Path, manifest: dict[str, Any], offsets: np.ndarray, stats: np
         handle.create_dataset("instance_offsets", data=offsets)
         _allocate(handle, "sources", stats.shape, np.int64)
         handle["sources"][...] = stats
-        _allocate(handle, "images", (n, height, width), np.float32, (1, height, width))
+        image_dtype = np.dtype(manifest["image_dtype"])
+        _allocate(handle, "images", (n, height, width), image_dtype, (1, height, width))
         _allocate(handle, "masks", (n, height, width), np.uint8, (1, height, width))
         _allocate(handle, "instance_masks", (m, height, width), np.uint8, (1, height, width))
         _allocate(handle, "geometry", (m, 3), np.float64)
@@ -332,6 +384,7 @@ def build_cache(
     kinds: Sequence[str] | None = ("mass",),
     progress: bool = True,
     verify_stored: bool = True,
+    image_dtype: str = "uint16",
 ) -> Path:
     """Decode, normalise and resize every record and its masks once into an HDF5 cache.
 
@@ -358,12 +411,16 @@ def build_cache(
         verify_stored: before reusing or resuming a file, read every stored image, mask and
             instance mask once to check its fletcher32 checksum, and cache the damaged ones
             again. False skips that read (the whole file) and trusts the stored chunks.
+        image_dtype: how images are stored: "uint16" (default, within 7.6e-6 of the
+            float value), "uint8" (a quarter of float32, rounded to 8-bit levels) or
+            "float32" (exact, twice the bytes of uint16).
 
     Returns:
         ``path`` as a Path.
 
     Raises:
-        ValueError: bad ``size``, ``resize``, ``workers`` or ``kinds``; no records.
+        ValueError: bad ``size``, ``resize``, ``workers``, ``kinds`` or ``image_dtype``; no
+            records.
         MammosegDataError: a source file missing (all listed) or unreadable.
 
     Example:
@@ -372,9 +429,13 @@ def build_cache(
         >>> images, masks, records = read_cache("cbis-1024.h5")  # doctest: +SKIP
     """
     records, target, kinds = _check_build_arguments(records, size, resize, workers, kinds)
+    if image_dtype not in IMAGE_DTYPES:
+        raise ValueError(
+            f"`image_dtype` must be one of {tuple(IMAGE_DTYPES)}, received {image_dtype!r}"
+        )
     path = Path(path)
     part = path.with_name(path.name + ".part")
-    manifest = _manifest(records, target, resize, kinds)
+    manifest = _manifest(records, target, resize, kinds, image_dtype)
     stats = _source_stats(records)
     offsets = np.cumsum([0] + [len(_drawable(r)) for r in records]).astype(np.int64)
     plan = _plan(path, part, manifest, stats, records, offsets, verify_stored)
@@ -384,7 +445,8 @@ def build_cache(
         part.unlink(missing_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         _create(part, manifest, offsets, stats)
-    _write_entries(part, plan, records, stats, offsets, (target, resize, kinds), workers, progress)
+    settings = (target, resize, kinds, image_dtype)
+    _write_entries(part, plan, records, stats, offsets, settings, workers, progress)
     os.replace(part, path)
     return path
 
@@ -540,7 +602,7 @@ def _write_entries(
     records: list[Record],
     stats: np.ndarray,
     offsets: np.ndarray,
-    settings: tuple[tuple[int, int], str, tuple[str, ...] | None],
+    settings: tuple[tuple[int, int], str, tuple[str, ...] | None, str],
     workers: int | None,
     progress: bool,
 ) -> None:
@@ -613,6 +675,14 @@ def _open_complete(path: Path):
     return handle, manifest
 
 
+def _damaged(name: str, index: int, record: Record, path: Path, err: Exception):
+    return MammosegDataError(
+        f"damaged cache: {name} of image {index} ({record.image_id}) fails its "
+        f"checksum ({err}); run build_cache again to re-cache it",
+        path=path,
+    )
+
+
 def _read_checked(handle, name: str, records: Sequence[Record], path: Path) -> np.ndarray:
     """Read a whole per-image dataset; a chunk failing its fletcher32 checksum names its image."""
     try:
@@ -622,14 +692,91 @@ def _read_checked(handle, name: str, records: Sequence[Record], path: Path) -> n
             try:
                 handle[name][index]
             except OSError as err:
-                raise MammosegDataError(
-                    f"damaged cache: {name} of image {index} ({record.image_id}) fails its "
-                    f"checksum ({err}); run build_cache again to re-cache it",
-                    path=path,
-                ) from err
+                raise _damaged(name, index, record, path, err) from err
         raise MammosegDataError(
             f"damaged cache: cannot read {name} ({whole})", path=path
         ) from whole
+
+
+def _check_kinds(kinds: Sequence[str] | None | str) -> tuple[str, ...] | None | str:
+    """``kinds`` as "built", None or a tuple of known lesion kinds."""
+    if isinstance(kinds, str) and kinds == "built" or kinds is None:
+        return kinds
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    unknown = [kind for kind in kinds if kind not in LESION_KINDS]
+    if unknown:
+        raise ValueError(
+            f"`kinds` must be 'built', None or drawn from {LESION_KINDS}, received {unknown}"
+        )
+    return kinds
+
+
+def _check_fresh(handle, records: Sequence[Record], path: Path) -> None:
+    """Refuse a cache whose source files changed since the build (missing files are fine)."""
+    changed = _changed(handle["sources"][...], _source_stats(records, require=False))
+    if len(changed):
+        raise MammosegDataError(
+            f"stale cache: the source files of {len(changed)} image(s) changed since "
+            f"it was built, e.g. {records[changed[0]].path}; run build_cache again "
+            "to re-cache them",
+            path=path,
+        )
+
+
+def _union_rows(
+    records: Sequence[Record], offsets: np.ndarray, kinds: tuple[str, ...] | None
+) -> list[np.ndarray]:
+    """Per image, the instance-mask rows OR-ed into its mask for ``kinds`` (None: every kind)."""
+    chosen = None if kinds is None else set(kinds)
+    return [
+        np.asarray(
+            [
+                offsets[index] + j
+                for j, lesion in enumerate(_drawable(record))
+                if chosen is None or lesion.kind in chosen
+            ],
+            np.int64,
+        )
+        for index, record in enumerate(records)
+    ]
+
+
+def _serves_built(manifest: dict[str, Any], kinds) -> bool:
+    """Whether the stored union masks are the unions for ``kinds`` (no recomputing needed)."""
+    if isinstance(kinds, str):
+        return True  # "built"
+    built = manifest.get("kinds")
+    return (kinds is None and built is None) or (
+        kinds is not None and built is not None and sorted(set(kinds)) == built
+    )
+
+
+class CachedImages:
+    """A cache's images, read on access, as float32 in [0, 1] (``read_cache(lazy=True)``).
+
+    Indexes like the HDF5 dataset it wraps (``images[3]``, ``images[2:5]``); ``shape`` and
+    ``len`` are the dataset's, ``dtype`` is float32.
+
+    Example:
+        >>> images, masks, records = read_cache("cbis-1024.h5", lazy=True)  # doctest: +SKIP
+        >>> images[0].dtype  # doctest: +SKIP
+        dtype('float32')
+    """
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, dataset) -> None:
+        self._dataset = dataset
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._dataset.shape
+
+    def __len__(self) -> int:
+        return len(self._dataset)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return from_stored(self._dataset[key])
 
 
 def read_cache(
@@ -640,10 +787,13 @@ def read_cache(
 ) -> tuple[np.ndarray, np.ndarray, list[Record]]:
     """Read a cache written by `build_cache`: the images, union masks and records.
 
+    Loads everything into memory; `CacheReader` reads one image at a time (what
+    `mammoseg.data.pipeline.make_dataset` streams from).
+
     Args:
         path: the cache file.
-        lazy: return the open HDF5 datasets (indexable like arrays, read on access) instead of
-            loading everything; use it for caches larger than memory.
+        lazy: return the images as a `CachedImages` view and the masks as the open HDF5
+            dataset (both read on access) instead of loading everything.
         verify: refuse a stale cache, one whose source files still exist but changed size or
             modification time since the build. Missing sources are fine (a cache can be used
             without the raw data).
@@ -651,9 +801,10 @@ def read_cache(
             list of kinds recomputes the unions from the instance masks (not lazy).
 
     Returns:
-        ``(images, masks, records)``: images float32 (N, H, W) in [0, 1], masks uint8
-        (N, H, W) in {0, 1}, and the records in cache order, each lesion measured on its
-        full-resolution mask given its ``center`` and equal-area ``radius`` when it had none.
+        ``(images, masks, records)``: images float32 (N, H, W) in [0, 1] (the stored uint16
+        divided by 65535), masks uint8 (N, H, W) in {0, 1}, and the records in cache order,
+        each lesion measured on its full-resolution mask given its ``center`` and equal-area
+        ``radius`` when it had none.
 
     Raises:
         MammosegDataError: no such file, an interrupted build (the message says how to
@@ -667,25 +818,12 @@ def read_cache(
         ((3103, 1024, 1024), dtype('uint8'))
     """
     path = Path(path)
-    if not (isinstance(kinds, str) and kinds == "built") and kinds is not None:
-        kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
-        unknown = [kind for kind in kinds if kind not in LESION_KINDS]
-        if unknown:
-            raise ValueError(
-                f"`kinds` must be 'built', None or drawn from {LESION_KINDS}, received {unknown}"
-            )
+    kinds = _check_kinds(kinds)
     handle, manifest = _open_complete(path)
     try:
         records = [_record_from_json(entry) for entry in manifest["records"]]
         if verify:
-            changed = _changed(handle["sources"][...], _source_stats(records, require=False))
-            if len(changed):
-                raise MammosegDataError(
-                    f"stale cache: the source files of {len(changed)} image(s) changed since "
-                    f"it was built, e.g. {records[changed[0]].path}; run build_cache again "
-                    "to re-cache them",
-                    path=path,
-                )
+            _check_fresh(handle, records, path)
         offsets = handle["instance_offsets"][...]
         geometry = handle["geometry"][...]
         for index, record in enumerate(records):
@@ -699,22 +837,227 @@ def read_cache(
                     )
                 lesions.append(lesion)
             records[index] = replace(record, lesions=tuple(lesions))
-        if isinstance(kinds, str) and kinds == "built":
+        if isinstance(kinds, str):  # "built"
             masks = handle["masks"] if lazy else _read_checked(handle, "masks", records, path)
         else:
-            kinds = None if kinds is None else set(kinds)
             masks = np.zeros(handle["masks"].shape, np.uint8)
-            for index, record in enumerate(records):
-                for j, lesion in enumerate(_drawable(record)):
-                    if kinds is None or lesion.kind in kinds:
-                        masks[index] |= handle["instance_masks"][offsets[index] + j]
-        images = handle["images"] if lazy else _read_checked(handle, "images", records, path)
+            for index, rows in enumerate(_union_rows(records, offsets, kinds)):
+                for row in rows:
+                    masks[index] |= handle["instance_masks"][row]
+        if lazy:
+            images = CachedImages(handle["images"])
+        else:
+            images = from_stored(_read_checked(handle, "images", records, path))
     except BaseException:
         handle.close()
         raise
     if not lazy:
         handle.close()
     return images, masks, records
+
+
+class CacheReader:
+    """One cache file opened for reading image by image: the streaming side of the cache.
+
+    Each `read_into` reads one image chunk and one mask chunk (or the instance-mask chunks
+    OR-ed for ``kinds``), each checked against its fletcher32 checksum, into caller-owned
+    buffers: memory does not grow with the number of images. Images come back as stored
+    (``image_dtype``, see `from_stored`), masks as uint8. `read_all` loads everything at once
+    (the in-memory path of the pipeline). Safe to share between threads (h5py serialises
+    its calls).
+
+    Args:
+        path: the cache file.
+        kinds: "built" (the union masks stored at build time), None (every kind) or a list of
+            kinds (unions recomputed from the instance masks, unless they are the built ones).
+        verify: refuse a stale cache, as `read_cache`.
+
+    Raises:
+        MammosegDataError: as `read_cache`; a damaged chunk when it is read, naming the image.
+        ValueError: an unknown lesion kind in ``kinds``.
+
+    Example:
+        >>> with CacheReader("cbis-1024.h5") as reader:  # doctest: +SKIP
+        ...     image = np.empty(reader.size, reader.image_dtype)
+        ...     mask = np.empty(reader.size, np.uint8)
+        ...     reader.read_into(0, image, mask)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        kinds: Sequence[str] | None | str = "built",
+        verify: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        kinds = _check_kinds(kinds)
+        self._handle, manifest = _open_complete(self.path)
+        try:
+            self.records = [_record_from_json(entry) for entry in manifest["records"]]
+            if verify:
+                _check_fresh(self._handle, self.records, self.path)
+            self._images = self._handle["images"]
+            self._masks = self._handle["masks"]
+            self._instances = self._handle["instance_masks"]
+            self._rows = None
+            if not _serves_built(manifest, kinds):
+                offsets = self._handle["instance_offsets"][...]
+                self._rows = _union_rows(self.records, offsets, kinds)
+        except BaseException:
+            self._handle.close()
+            raise
+        self.size: tuple[int, int] = tuple(self._images.shape[1:3])
+        self.image_dtype = np.dtype(self._images.dtype)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the stored images and union masks (what `read_all` holds in memory)."""
+        return len(self) * self.size[0] * self.size[1] * (self.image_dtype.itemsize + 1)
+
+    def read_into(self, index: int, image: np.ndarray, mask: np.ndarray) -> None:
+        """Read image ``index`` into ``image`` (H, W) of ``image_dtype`` and its mask into
+        ``mask`` (H, W) uint8."""
+        name = "images"
+        try:
+            self._images.read_direct(image, np.s_[index])
+            name = "masks" if self._rows is None else "instance_masks"
+            if self._rows is None:
+                self._masks.read_direct(mask, np.s_[index])
+            else:
+                mask[...] = 0
+                for row in self._rows[index]:
+                    mask |= self._instances[row]
+        except OSError as err:  # HDF5's "data error detected by fletcher32 checksum"
+            raise _damaged(name, index, self.records[index], self.path, err) from err
+
+    def read_all(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every image (as stored) and mask (uint8), (N, H, W) each."""
+        images = _read_checked(self._handle, "images", self.records, self.path)
+        if self._rows is None:
+            return images, _read_checked(self._handle, "masks", self.records, self.path)
+        masks = np.empty((len(self), *self.size), np.uint8)
+        for index in range(len(self)):
+            self.read_into(index, images[index], masks[index])
+        return images, masks
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> CacheReader:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- shards
+
+
+def shard_by_patient(records: Sequence[Record], shards: int) -> list[list[Record]]:
+    """Split records into ``shards`` lists, every patient's images in one, image counts balanced.
+
+    Patients go, largest first (ties by id), to the shard with the fewest images so far; each
+    shard keeps its records in their original order. Deterministic.
+
+    Raises:
+        ValueError: ``shards`` not a positive integer, or more shards than patients.
+
+    Example:
+        >>> a = Record("a1", "p1", "mias", "a1.pgm"); b = Record("b1", "p2", "mias", "b1.pgm")
+        >>> [[r.image_id for r in s] for s in shard_by_patient([a, b, a], 2)]
+        [['a1', 'a1'], ['b1']]
+    """
+    check_positive_int("shards", shards)
+    by_patient: dict[str, list[int]] = {}
+    for index, record in enumerate(records):
+        by_patient.setdefault(record.patient_id, []).append(index)
+    if shards > len(by_patient):
+        raise ValueError(
+            f"`shards` must be at most the number of patients ({len(by_patient)}), "
+            f"received {shards}"
+        )
+    counts = [0] * shards
+    members: list[list[int]] = [[] for _ in range(shards)]
+    for patient in sorted(by_patient, key=lambda p: (-len(by_patient[p]), p)):
+        lightest = counts.index(min(counts))
+        members[lightest].extend(by_patient[patient])
+        counts[lightest] += len(by_patient[patient])
+    return [[records[i] for i in sorted(indices)] for indices in members]
+
+
+def shard_name(index: int, shards: int) -> str:
+    """The file name of shard ``index`` of ``shards``: ``shard-00001-of-00004.h5``.
+
+    Example:
+        >>> shard_name(1, 4)
+        'shard-00001-of-00004.h5'
+    """
+    return f"shard-{index:05d}-of-{shards:05d}.h5"
+
+
+def build_sharded_cache(
+    records: Sequence[Record],
+    folder: str | os.PathLike,
+    shards: int,
+    **options: Any,
+) -> list[Path]:
+    """`build_cache` into ``shards`` files of ``folder``, split by patient (`shard_by_patient`).
+
+    Each shard is a complete cache (resumable, checksummed, refreshed when stale on its own);
+    a split of the records never cuts a woman in two. With several workers
+    (`mammoseg.data.pipeline.make_dataset` given an ``input_context``) each reads its own
+    shards, so use at least as many shards as workers, ideally a multiple.
+
+    Args:
+        records: the mammograms.
+        folder: where the shards go (created); shard files of another count are left alone.
+        shards: how many files.
+        **options: `build_cache`'s keyword arguments (size, resize, kinds, image_dtype, ...).
+
+    Returns:
+        The shard paths, in order.
+
+    Raises:
+        ValueError: as `build_cache` and `shard_by_patient`.
+
+    Example:
+        >>> paths = build_sharded_cache(records, "cbis-1024", shards=8, size=1024)  # doctest: +SKIP
+        >>> ds = make_dataset("cbis-1024", None, batch_size=8)  # doctest: +SKIP
+    """
+    folder = Path(folder)
+    parts = shard_by_patient(list(records), shards)
+    return [
+        build_cache(part, folder / shard_name(index, shards), **options)
+        for index, part in enumerate(parts)
+    ]
+
+
+def cache_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """The cache files of ``source``: one file, a folder of shards (its ``*.h5`` files, sorted
+    by name) or a list of files.
+
+    Raises:
+        MammosegDataError: a folder without ``.h5`` files, an empty list.
+
+    Example:
+        >>> [p.name for p in cache_files("cbis-1024")]  # doctest: +SKIP
+        ['shard-00000-of-00002.h5', 'shard-00001-of-00002.h5']
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_dir():
+            return [path]
+        files = sorted(p for p in path.glob("*.h5") if p.is_file())
+        if not files:
+            raise MammosegDataError("no cache files (*.h5) in this folder", path=path)
+        return files
+    files = [Path(p) for p in source]
+    if not files:
+        raise MammosegDataError("empty list of cache files")
+    return files
 
 
 def read_transforms(path: str | os.PathLike) -> np.ndarray:

@@ -1,8 +1,11 @@
 """tf.data input pipeline: records (or a preprocessing cache) → batches of (image, mask).
 
-Images are decoded and resized once, held in memory as float32, and served by tf.data with
+Records are decoded and resized once, held in memory as float32, and served by tf.data with
 shuffling, batch-level augmentation in a parallel map, and prefetching, so the input side is
-never what a training step waits for (see benchmarks/bench_pipeline.py).
+never what a training step waits for (see benchmarks/bench_pipeline.py). A preprocessing
+cache is streamed from its file(s) by default, a batch of chunks at a time, so memory stays
+flat however many images it holds (benchmarks/bench_streaming.py); its shards split the work
+between the workers of a multi-worker strategy (`distributed_dataset`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from tqdm.auto import tqdm
 
 from mammoseg.checks import check_positive_int
 from mammoseg.data.augment import RotationAugment
+from mammoseg.data.cache import IMAGE_DTYPES, CacheReader, cache_files
 from mammoseg.data.errors import MammosegDataError
 from mammoseg.data.records import Record, Size, load_image, load_mask, parse_size
 
@@ -52,8 +56,18 @@ def decode_records(
     return images, masks
 
 
+# A cache whose stored images and masks take at most this many bytes is read whole into
+# memory by make_dataset(streaming="auto"); a larger one is streamed. 256 MiB is 85 images at
+# 1024² (uint16 images + uint8 masks) or 1,365 at 256²: the in-memory path saves the per-batch
+# file reads, which only matters when a file's pages are not yet in the OS cache, and its
+# start-up read of the whole file is under a second below this size (benchmarks/README.md).
+IN_MEMORY_MAX_BYTES = 256 << 20
+
+STREAMING_MODES = ("auto", True, False)
+
+
 def make_dataset(
-    records: Sequence[Record] | str | os.PathLike,
+    records: Sequence[Record] | str | os.PathLike | Sequence[str | os.PathLike],
     size: Size | None,
     batch_size: int,
     *,
@@ -64,27 +78,48 @@ def make_dataset(
     repeat: bool = False,
     drop_remainder: bool = False,
     progress: bool = True,
+    streaming: bool | str = "auto",
+    input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
     """A `tf.data.Dataset` of (image (B, H, W, 1) float32, mask (B, H, W, 1) float32) batches.
 
-    Decodes ``records`` (or reads a preprocessing cache), then serves the images with
-    `dataset_from_arrays`; call that directly for images already decoded.
+    From records: decodes them all into memory, then serves them with `dataset_from_arrays`.
+    From a preprocessing cache (a file, a folder of shards or a list of shard files built by
+    `mammoseg.data.cache.build_cache` / `build_sharded_cache`): streams it, reading each
+    batch's images from the file(s) in a parallel map (one chunk per image, checksummed),
+    converting them to float32 on the fly, with prefetch; memory does not grow with the
+    number of images. Only image *indices* are shuffled (all of them at once: 16 bytes an
+    image), so streamed and in-memory batches are the same, in the same order.
+
+    The order without shuffling is the shards' round robin: image 0 of every shard, then
+    image 1 of every shard, ... (one file: the file's order).
 
     Args:
-        records: the records, or the path of a preprocessing cache built by
-            `mammoseg.data.cache.build_cache` (then ``size`` must be None or the cache's size).
+        records: the records, or a cache: a file, a folder of ``*.h5`` shards, or a list of
+            shard files (then ``size`` must be None or the cache's size).
         size: int (square) or (height, width) to resize to.
-        batch_size: images per batch.
+        batch_size: images per batch (per worker when ``input_context`` is given: use
+            ``input_context.get_per_replica_batch_size(global_batch)``).
         augment, shuffle, seed, repeat, drop_remainder: as `dataset_from_arrays`.
         kinds: lesion kinds drawn in the masks (None: every kind).
-        progress: show a progress bar while decoding.
+        progress: show a progress bar while decoding records.
+        streaming: for a cache: "auto" (default) streams unless the stored images and
+            masks of the shards this worker reads fit in `IN_MEMORY_MAX_BYTES` (256 MiB),
+            True always streams, False reads them whole into memory first.
+        input_context: from `tf.distribute.Strategy.distribute_datasets_from_function`: this
+            worker reads only its own shard files (file ``i`` goes to input pipeline
+            ``i % num_input_pipelines``), and tf.data's auto-sharding is turned off. With a
+            single cache file every worker would get it whole: give at least one shard per
+            worker. See `distributed_dataset`.
 
     Returns:
         The dataset, prefetched.
 
     Raises:
-        ValueError: invalid ``batch_size``, ``size`` or ``augment``.
-        MammosegDataError: no records, or a file that cannot be read.
+        ValueError: invalid ``batch_size``, ``size``, ``augment`` or ``streaming``; fewer
+            shard files than input pipelines.
+        MammosegDataError: no records, a file that cannot be read, a damaged cache chunk
+            (when its batch is read, naming the image).
 
     Example:
         >>> ds = make_dataset(train, size=256, batch_size=8,  # doctest: +SKIP
@@ -92,33 +127,179 @@ def make_dataset(
         >>> images, masks = next(iter(ds))  # doctest: +SKIP
         >>> images.shape  # doctest: +SKIP
         TensorShape([8, 256, 256, 1])
+        >>> ds = make_dataset("cbis-1024/", None, batch_size=8)  # doctest: +SKIP
     """
     check_positive_int("batch_size", batch_size)
     _check_augment(augment)
-    if isinstance(records, (str, os.PathLike)):
-        from mammoseg.data.cache import read_cache
+    if not (isinstance(streaming, bool) or streaming == "auto"):
+        raise ValueError(f"`streaming` must be one of {STREAMING_MODES}, received {streaming!r}")
+    options = dict(augment=augment, shuffle=shuffle, seed=seed, repeat=repeat)
+    if _is_cache_source(records):
+        return _cache_dataset(
+            cache_files(records),
+            size,
+            batch_size,
+            kinds=kinds,
+            drop_remainder=drop_remainder,
+            streaming=streaming,
+            input_context=input_context,
+            **options,
+        )
+    if size is None:
+        raise ValueError("`size` is required when building a dataset from records")
+    images, masks = decode_records(records, size, kinds, progress=progress)
+    return dataset_from_arrays(images, masks, batch_size, drop_remainder=drop_remainder, **options)
 
-        images, masks, _ = read_cache(Path(records), kinds=kinds)
-        target = parse_size(size)
-        if target is not None and tuple(images.shape[1:3]) != target:
-            raise ValueError(
-                f"`size` {size!r} differs from the cache's {tuple(images.shape[1:3])}; "
-                "rebuild the cache at that size or pass size=None"
-            )
-    else:
-        if size is None:
-            raise ValueError("`size` is required when building a dataset from records")
-        images, masks = decode_records(records, size, kinds, progress=progress)
-    return dataset_from_arrays(
-        images,
-        masks,
-        batch_size,
-        augment=augment,
-        shuffle=shuffle,
-        seed=seed,
-        repeat=repeat,
-        drop_remainder=drop_remainder,
+
+def distributed_dataset(
+    strategy: tf.distribute.Strategy,
+    source: str | os.PathLike | Sequence[str | os.PathLike],
+    global_batch_size: int,
+    **options,
+):
+    """A cache streamed under ``strategy``, each worker reading its own shard files.
+
+    `make_dataset` called once per input pipeline through
+    ``strategy.distribute_datasets_from_function``, with the per-replica batch size; give
+    `keras.Model.fit` the result as is. tf.data cannot auto-shard an HDF5 cache by file (its
+    FILE policy only recognises TensorFlow's own readers, TFRecord and text files: "Found an
+    unshardable source dataset"), so the sharding is done here, by file, and exact.
+
+    Args:
+        strategy: e.g. `tf.distribute.MultiWorkerMirroredStrategy()`.
+        source: a folder of shards or a list of shard files (at least one per worker).
+        global_batch_size: images per step summed over every replica of every worker.
+        **options: `make_dataset`'s keyword arguments (shuffle, seed, augment, ...).
+
+    Returns:
+        A distributed dataset of (image, mask) batches.
+
+    Example:
+        >>> strategy = tf.distribute.MultiWorkerMirroredStrategy()  # doctest: +SKIP
+        >>> data = distributed_dataset(strategy, "cbis-1024/", 16)  # doctest: +SKIP
+        >>> model.fit(data, epochs=10)  # doctest: +SKIP
+    """
+    check_positive_int("global_batch_size", global_batch_size)
+
+    def per_pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        batch = context.get_per_replica_batch_size(global_batch_size)
+        return make_dataset(source, None, batch, input_context=context, **options)
+
+    return strategy.distribute_datasets_from_function(per_pipeline)
+
+
+def _is_cache_source(source: object) -> bool:
+    """A path, or a non-empty list of paths (not of records)."""
+    if isinstance(source, (str, os.PathLike)):
+        return True
+    return (
+        isinstance(source, Sequence)
+        and len(source) > 0
+        and all(isinstance(item, (str, os.PathLike)) for item in source)
     )
+
+
+def _cache_dataset(
+    files: list[Path],
+    size: Size | None,
+    batch_size: int,
+    *,
+    augment,
+    shuffle: bool,
+    seed: int,
+    kinds,
+    repeat: bool,
+    drop_remainder: bool,
+    streaming: bool | str,
+    input_context: tf.distribute.InputContext | None,
+) -> tf.data.Dataset:
+    """The cache pipeline: shard files → (file, index) pairs → shuffle → batch → read → float32."""
+    # === this worker's files, opened and checked ===
+    if input_context is not None:
+        pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
+        if len(files) < pipelines:
+            raise ValueError(
+                f"{len(files)} cache file(s) for {pipelines} input pipelines: write at least "
+                "one shard per worker (build_sharded_cache)"
+            )
+        files = files[pipeline_id::pipelines]  # what Dataset.shard(pipelines, pipeline_id) keeps
+    readers = [CacheReader(path, kinds=kinds) for path in files]
+    height, width = readers[0].size
+    stored = readers[0].image_dtype
+    for reader in readers[1:]:
+        if reader.size != (height, width) or reader.image_dtype != stored:
+            raise MammosegDataError(
+                f"shard of size {reader.size} and {reader.image_dtype} beside "
+                f"{files[0]} of {(height, width)} and {stored}",
+                path=reader.path,
+            )
+    target = parse_size(size)
+    if target is not None and target != (height, width):
+        raise ValueError(
+            f"`size` {size!r} differs from the cache's {(height, width)}; "
+            "rebuild the cache at that size or pass size=None"
+        )
+    in_memory = streaming is False or (
+        streaming == "auto" and sum(r.nbytes for r in readers) <= IN_MEMORY_MAX_BYTES
+    )
+
+    # === indices: round robin over the files, shuffled whole (indices are tiny) ===
+    counts = [len(reader) for reader in readers]
+    pairs = tf.data.Dataset.from_tensor_slices(
+        (tf.range(len(readers), dtype=tf.int64), tf.constant(counts, tf.int64))
+    )
+    pairs = pairs.interleave(
+        lambda file, count: tf.data.Dataset.range(count).map(lambda index: (file, index)),
+        cycle_length=len(readers),
+        block_length=1,
+    )
+    if shuffle:
+        pairs = pairs.shuffle(sum(counts), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        pairs = pairs.repeat()
+    pairs = pairs.batch(batch_size, drop_remainder=drop_remainder)
+
+    # === read each batch (from memory or the files) as stored, then float32 ===
+    if in_memory:
+        arrays = [reader.read_all() for reader in readers]
+        for reader in readers:
+            reader.close()
+
+        def read(file: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            images = np.empty((len(index), height, width), stored)
+            masks = np.empty((len(index), height, width), np.uint8)
+            for k, (f, i) in enumerate(zip(file, index)):
+                images[k], masks[k] = arrays[f][0][i], arrays[f][1][i]
+            return images, masks
+
+    else:
+
+        def read(file: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            images = np.empty((len(index), height, width), stored)
+            masks = np.empty((len(index), height, width), np.uint8)
+            for k, (f, i) in enumerate(zip(file, index)):
+                readers[f].read_into(int(i), images[k], masks[k])
+            return images, masks
+
+    scale = IMAGE_DTYPES[stored.name]
+    static_batch = batch_size if drop_remainder else None
+
+    def load(file: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        images, masks = tf.numpy_function(read, [file, index], [tf.as_dtype(stored), tf.uint8])
+        images = tf.cast(images, tf.float32)
+        if scale != 1.0:  # correctly rounded, as mammoseg.data.cache.from_stored
+            images = images / scale
+        images = tf.ensure_shape(images[..., None], [static_batch, height, width, 1])
+        masks = tf.ensure_shape(tf.cast(masks, tf.float32)[..., None], images.shape)
+        return images, masks
+
+    data = pairs.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    data = _finish(data, augment, seed)
+    if input_context is not None:  # already sharded by file, above
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        data = data.with_options(options)
+    return data
 
 
 def _check_augment(augment: object) -> None:
@@ -219,6 +400,11 @@ def dataset_from_arrays(
         data = data.repeat()
     data = data.batch(batch_size, drop_remainder=drop_remainder)
     data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    return _finish(data, augment, seed)
+
+
+def _finish(data: tf.data.Dataset, augment, seed: int) -> tf.data.Dataset:
+    """Augment the batches of ``data`` (seeded per batch, new draws every epoch), prefetch."""
     if augment is not None:
         # New seeds every epoch (Keras iterates the dataset afresh each epoch).
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
@@ -234,4 +420,10 @@ def dataset_from_arrays(
     return data.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-__all__ = ["dataset_from_arrays", "decode_records", "make_dataset"]
+__all__ = [
+    "IN_MEMORY_MAX_BYTES",
+    "dataset_from_arrays",
+    "decode_records",
+    "distributed_dataset",
+    "make_dataset",
+]

@@ -74,7 +74,8 @@ def test_mias_circles_match_load_mask(tmp_path, mias_records):
     path = build_cache(mias_records, tmp_path / "m.h5", size=128, resize="stretch")
     images, masks, records = read_cache(path)
     for index, record in enumerate(mias_records):
-        np.testing.assert_allclose(images[index], load_image(record, 128), atol=1e-6)
+        # uint16 storage: within half a step of 1/65535 (7.6e-6) of the float value.
+        np.testing.assert_allclose(images[index], load_image(record, 128), atol=8e-6)
         np.testing.assert_array_equal(masks[index], load_mask(record, 128))
     assert records == mias_records  # circles keep their own centre and radius
     _, every_kind, _ = read_cache(path, kinds=None)
@@ -425,3 +426,59 @@ def test_all_zero_mask_file_is_an_error_naming_it(tmp_path, cbis_records, suffix
         build_cache([bad], tmp_path / "c.h5", size=64, kinds=None)
     assert str(info.value) == f"{blank}: the ROI mask is all zero: it marks no lesion pixel"
     assert not (tmp_path / "c.h5").exists()
+
+
+# --------------------------------------------------------------------------- compact storage
+
+
+def test_images_are_stored_as_uint16_and_read_as_float32(tmp_path, mias_records):
+    import h5py
+
+    path = build_cache(mias_records[:2], tmp_path / "u.h5", size=64, workers=1, progress=False)
+    with h5py.File(path, "r") as handle:
+        stored = handle["images"][...]
+        assert stored.dtype == np.uint16 and handle["masks"].dtype == np.uint8
+    images, _, _ = read_cache(path)
+    np.testing.assert_array_equal(images, stored.astype(np.float32) / np.float32(65535))
+    exact = read_cache(
+        build_cache(mias_records[:2], tmp_path / "f.h5", size=64, image_dtype="float32")
+    )[0]
+    assert exact.dtype == np.float32 and 0 < np.abs(images - exact).max() <= 0.5 / 65535 + 1e-8
+    coarse = read_cache(
+        build_cache(mias_records[:2], tmp_path / "b.h5", size=64, image_dtype="uint8")
+    )
+    assert 0 < np.abs(coarse[0] - exact).max() <= 0.5 / 255 + 1e-7
+    lazy, _, _ = read_cache(path, lazy=True)
+    assert lazy.dtype == np.float32 and lazy.shape == (2, 64, 64)
+    np.testing.assert_array_equal(lazy[1], images[1])
+    with pytest.raises(ValueError, match="`image_dtype` must be one of .*received 'int16'"):
+        build_cache(mias_records[:2], tmp_path / "x.h5", size=64, image_dtype="int16")
+
+
+def test_a_version_3_float32_cache_is_rebuilt(tmp_path, mias_records):
+    import json
+
+    import h5py
+
+    path = build_cache(mias_records[:2], tmp_path / "v.h5", size=64, workers=1, progress=False)
+    with h5py.File(path, "r+") as handle:  # what a v3 file's manifest said
+        manifest = json.loads(handle["manifest"][...].tobytes())
+        manifest["version"] = 3
+        del manifest["image_dtype"]
+        del handle["manifest"]
+        handle["manifest"] = np.frombuffer(json.dumps(manifest).encode(), np.uint8)
+    with pytest.raises(MammosegDataError, match="cache of another version"):
+        read_cache(path)
+    with pytest.warns(UserWarning, match="stale cache, rebuilding: version was 3, now 4"):
+        build_cache(mias_records[:2], path, size=64, workers=1, progress=False)
+    assert read_cache(path)[0].dtype == np.float32
+
+
+def test_shard_by_patient_rejects_bad_counts(mias_records):
+    from mammoseg.data.cache import shard_by_patient
+
+    patients = len({r.patient_id for r in mias_records})
+    with pytest.raises(ValueError, match=f"at most the number of patients \\({patients}\\)"):
+        shard_by_patient(mias_records, patients + 1)
+    with pytest.raises(ValueError, match="`shards` must be a positive integer, received 0"):
+        shard_by_patient(mias_records, 0)
