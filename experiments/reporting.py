@@ -163,7 +163,8 @@ def header(setup: dict) -> str:
     protocol_text = {
         "ours": "protocol **ours** (patient split, every chosen lesion drawn)",
         "authors": "protocol **authors** (their per-line split that shares images between "
-        "train and test, last circle only / CBIS masks == 255 after resizing, batch 1, float32)",
+        "train and test, last circle only / CBIS masks == 255 after resizing; their batch 1 "
+        "and float32 in the training networks)",
     }[protocol]
     kinds = {"all": "every lesion kind", "mass": "masses only"}[setup["kinds"]]
     rates = sorted(set(setup.get("learning_rates", {}).values()))
