@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -340,6 +342,67 @@ def seeds_report(section: str, title: str, summary: dict, *, failed_seeds=(), fi
     return "\n".join(lines)
 
 
+# The columns of a results summary (docs/results/): the test metrics that show a collapse, then
+# Fig. 4's two metrics at 0.5 and 1 epoch where the run recorded them.
+SUMMARY_KEYS = (
+    "test.dice_per_image_mean",
+    "test.empty_prediction_rate",
+    "test.mean_iou_both_classes",
+    "test.predicted_positive_share",
+    "fig4_authors_mean_iou_half_epoch",
+    "fig4_authors_mean_iou_epoch_1",
+    "fig4_pooled_mean_iou_half_epoch",
+    "fig4_pooled_mean_iou_epoch_1",
+)
+
+
+def results_summary(run_dir: Path, command: str, commit: str) -> str:
+    """A short Markdown summary of a finished run folder, for ``docs/results/``: the command
+    line, the commit, the seeds ("one seed" when there is one), the setup, the wall time, the
+    main metrics per sub-run (mean ± std and min–max over seeds) and the verdicts.
+
+    Example:
+        >>> print(results_summary(Path("runs/vc"), "python ...", "abc1234"))  # doctest: +SKIP
+    """
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    setup = metrics["setup"]
+    seeds = setup.get("seeds") or [setup["seed"]]
+    seeded = len(seeds) > 1
+    rates = ", ".join(f"{r:g}" for r in sorted(set(setup.get("learning_rates", {}).values())))
+    lines = [
+        f"# Section {setup['section']}: `{Path(run_dir).name}`",
+        "",
+        f"* Command: `{command}`",
+        f"* Commit: `{commit}`",
+        f"* Seeds: {', '.join(map(str, seeds))}"
+        + (" (deterministic ops, one split)" if seeded else " (one seed)"),
+        f"* Setup: data `{setup['data']}`, mode `{setup['mode']}`, protocol "
+        f"`{setup['protocol']}`, kinds `{setup['kinds']}`, batch {setup['batch_size']}, "
+        f"learning rate {rates or 'n/a'}, precision {setup['precision']}, split "
+        f"{setup.get('split_sizes')}",
+        f"* Wall time: {setup['seconds']:.0f} s"
+        + (f" (per seed, s: {setup['seconds_per_seed']})" if "seconds_per_seed" in setup else ""),
+        "",
+        "| sub-run | " + " | ".join(SUMMARY_KEYS) + " |",
+        "|---" * (len(SUMMARY_KEYS) + 1) + "|",
+    ]
+    for name, result in metrics["runs"].items():
+        if seeded:
+            cells = [
+                "{} ({})".format(*spread_text(result[k])) if k in result else "—"
+                for k in SUMMARY_KEYS
+            ]
+        elif result.get("status") != "ok":
+            cells = ["failed"] * len(SUMMARY_KEYS)
+        else:
+            flat = flatten_numbers(result)
+            cells = [fmt(flat.get(k)) for k in SUMMARY_KEYS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "| finding | verdict |", "|---|---|"]
+    lines += [f"| {f['what']} | {f['verdict']} |" for f in metrics["findings"]]
+    return "\n".join(lines) + "\n"
+
+
 def spread_text(stats: dict) -> tuple[str, str]:
     """("mean ± std", "min–max") of a `spread`, 4 significant digits."""
     return (
@@ -354,3 +417,8 @@ def verdict(condition: bool, yes: str, no: str) -> str:
 
 def fmt(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+if __name__ == "__main__":
+    # python experiments/reporting.py RUN_DIR "COMMAND" COMMIT  → the summary on stdout
+    print(results_summary(Path(sys.argv[1]), sys.argv[2], sys.argv[3]), end="")

@@ -178,6 +178,23 @@ def test_a_failed_sub_run_of_one_seed_is_named_and_left_out_of_the_spread():
     assert summary["runs"]["bce"]["test.dice_per_image_mean"]["n"] == 1
 
 
+def test_results_summary_says_one_seed_and_gives_the_spread_of_several(tmp_path):
+    one = _seed_metrics(0.25, "reproduced")
+    one["setup"].update(section="V.C", data="phantom", batch_size=8, precision="bf16")
+    one["setup"].update(learning_rates={"bce": 1e-4}, seconds=60.0, split_sizes={})
+    (tmp_path / "metrics.json").write_text(json.dumps(one))
+    text = reporting.results_summary(tmp_path, "python vc.py", "abc1234")
+    assert "* Seeds: 0 (one seed)" in text and "* Commit: `abc1234`" in text
+    assert "| bce | 0.250 | n/a |" in text  # Dice/img, then the empty rate (None)
+    seeds = reporting.aggregate_seeds({0: one, 1: _seed_metrics(0.75, "reproduced")})
+    seeds["setup"].update(seconds=120.0)
+    (tmp_path / "metrics.json").write_text(json.dumps(seeds))
+    text = reporting.results_summary(tmp_path, "python vc.py --seeds 0 1", "abc1234")
+    # mean 0.5, sample std of 0.25 and 0.75 = 0.3536
+    assert "* Seeds: 0, 1 (deterministic ops, one split)" in text
+    assert "| bce | 0.5 ± 0.35 (0.25–0.75) |" in text
+
+
 def test_loss_curves_of_very_different_scales_get_a_log_axis(tmp_path, monkeypatch):
     from mammoseg import plots
 
