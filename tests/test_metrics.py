@@ -152,7 +152,9 @@ def test_froc_hand_computed():
 
 
 def test_froc_without_lesions_is_nan_and_errors():
-    assert all(math.isnan(v) for v in M.froc([np.zeros((4, 4))], [None]).values())
+    no_lesion = M.froc([np.zeros((4, 4))], [None])
+    assert list(no_lesion) == list(M.FROC_FP_RATES)
+    assert all(math.isnan(v) for v in no_lesion.values())
     assert M.froc([np.zeros((4, 4))], [[Lesion("mass", center=(1.0, 1.0), radius=1.0)]])[8.0] == 0
     with pytest.raises(ValueError, match="need one truth per image: 2 candidate lists, 1 truths"):
         M.froc([np.zeros((4, 4))] * 2, [None])
