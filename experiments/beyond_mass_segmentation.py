@@ -314,6 +314,8 @@ def main(argv=None) -> None:
     common.add_set_option(parser, "working_size=256 (a RecipeConfig field)")
     args = parser.parse_args(argv)
     config = apply_overrides(CONFIGS[args.mode], args.set)
+    if args.max_steps is not None:  # one epoch of N steps (the paper-scale path on a CPU)
+        config = replace(config, epochs=1, steps_per_epoch=args.max_steps)
     scale = replace(
         common.SCALES[args.mode],
         image_size=config.working_size,

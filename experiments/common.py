@@ -201,6 +201,12 @@ def build_parser(description: str, *, target_options: bool = True) -> argparse.A
     parser.add_argument(
         "--epochs", type=_positive_int, default=None, help="override the mode's epochs"
     )
+    parser.add_argument(
+        "--max-steps",
+        type=_positive_int,
+        default=None,
+        help="train one epoch of N steps: runs every line of a mode (--paper-scale) on a CPU",
+    )
     # Tests only: interrupt training after this epoch, to exercise --resume.
     parser.add_argument(
         "--stop-after-epoch", type=_positive_int, default=None, help=argparse.SUPPRESS
@@ -571,6 +577,9 @@ class Run:
 
         scale = self.scale
         replicas = self.strategy.num_replicas_in_sync
+        epochs = scale.epochs
+        if self.args.max_steps is not None:  # one epoch of N steps (the paper-scale smoke run)
+            epochs, steps_per_epoch = 1, self.args.max_steps
         steps = steps_per_epoch or int(
             np.ceil(len(self.arrays("train")[0]) / (scale.batch_size * replicas))
         )
@@ -599,7 +608,7 @@ class Run:
             compile_fn,
             train_data if train_data is not None else self.dataset("train", map_fn=target_fn),
             self.dataset("val", shuffle=False, map_fn=target_fn),
-            epochs=scale.epochs,
+            epochs=epochs,
             run_dir=folder,
             strategy=self.strategy,
             steps_per_epoch=steps_per_epoch,

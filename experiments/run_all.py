@@ -9,7 +9,12 @@ options, into ``<output-dir>/<script name>/``; the summary is ``<output-dir>/sum
     python experiments/run_all.py --quick --seeds 0 1 --protocol authors
 
 ``--kinds`` and ``--protocol`` go to the paper's sections; the mass recipe ("beyond") keeps
-its own target. ``--seeds`` goes to every script (each runs once per seed).
+its own target. ``--seeds`` and every other common option go to every script (each runs once
+per seed); ``--weights`` to V.F and ``--yaroslav-weights`` to V.E, so the whole study, transfer
+included, runs from one command:
+
+    python experiments/run_all.py --weights coco:mask_rcnn_coco.h5 \
+        --weights imagenet:resnet50_imagenet.h5 --yaroslav-weights s10_YaroslavNet.h5
 """
 
 from __future__ import annotations
@@ -42,6 +47,15 @@ MODE_OPTIONS = {"quick": ["--quick"], "default": [], "paper": ["--paper-scale"]}
 def main(argv=None) -> None:
     parser = common.build_parser(__doc__)
     parser.add_argument("--only", nargs="+", default=None, help="sections to run, e.g. V.B V.C")
+    parser.add_argument(
+        "--weights",
+        action="append",
+        default=None,
+        help="to V.F: coco:PATH | imagenet:PATH | none (twice: both starts)",
+    )
+    parser.add_argument(
+        "--yaroslav-weights", type=Path, default=None, help="to V.E: s10_YaroslavNet.h5"
+    )
     args = parser.parse_args(argv)
     root = Path(args.output_dir or common.REPO / "runs" / "all")
     settings = {
@@ -54,6 +68,9 @@ def main(argv=None) -> None:
         "protocol": args.protocol,
         "mode": args.mode,
         "epochs": args.epochs,
+        "max_steps": args.max_steps,
+        "weights": args.weights,
+        "yaroslav_weights": str(args.yaroslav_weights) if args.yaroslav_weights else None,
     }
     common.prepare_run_folder(root, settings, resume=args.resume, overwrite=args.overwrite)
     common.acquire_lock(root)
@@ -69,7 +86,12 @@ def main(argv=None) -> None:
     passthrough += ["--deterministic"] if args.deterministic else []
     passthrough += [f"--epochs={args.epochs}"] if args.epochs else []
     passthrough += ["--seeds", *map(str, args.seeds)] if args.seeds else []
+    passthrough += [f"--max-steps={args.max_steps}"] if args.max_steps else []
     target = [f"--kinds={args.kinds}", f"--protocol={args.protocol}"]
+    own_options = {
+        "V.E": [f"--yaroslav-weights={args.yaroslav_weights}"] if args.yaroslav_weights else [],
+        "V.F": [f"--weights={w}" for w in args.weights or ()],
+    }
 
     rows, status = [], {}
     for section, script in SECTIONS:
@@ -89,6 +111,7 @@ def main(argv=None) -> None:
             print(f"== {section}: {script}", flush=True)
             command = [sys.executable, str(path), f"--output-dir={out}", *passthrough]
             command += target if section != "beyond" else []
+            command += own_options.get(section, [])
             code = subprocess.call(command)
         seconds = time.time() - started
         metrics = out / "metrics.json"

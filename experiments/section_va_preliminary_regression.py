@@ -65,7 +65,9 @@ def train_variant(run: common.Run, variant: str, folder) -> dict:
         x_train * scale,
         y_train,
         validation_data=(x_val * scale, y_val) if len(x_val) else None,
-        epochs=max(run.scale.epochs * 5, 2),
+        # --max-steps: one epoch of N steps (the paper-scale path on a CPU)
+        epochs=1 if run.args.max_steps else max(run.scale.epochs * 5, 2),
+        steps_per_epoch=run.args.max_steps,
         batch_size=min(run.scale.batch_size, len(x_train)),
         verbose="auto",
         callbacks=[keras.callbacks.CSVLogger(str(folder / "history.csv"))],

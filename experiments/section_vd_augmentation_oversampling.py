@@ -138,17 +138,9 @@ def settings_note(run: common.Run, schedule: Schedule, max_steps: int | None) ->
 
 def main(argv=None) -> None:
     parser = common.build_parser(__doc__)
-    parser.add_argument(
-        "--max-steps",
-        type=int,
-        default=None,
-        help="train each variant one epoch of N steps (runs the paper-scale path on a CPU)",
-    )
     args = parser.parse_args(argv)
     schedule = SCHEDULES[args.mode]
     if args.max_steps is not None:
-        if args.max_steps < 1:
-            parser.error(f"--max-steps must be a positive integer, received {args.max_steps}")
         schedule = replace(schedule, epochs=1, steps=args.max_steps)
     scale = common.SCALES[args.mode]
     scale = replace(

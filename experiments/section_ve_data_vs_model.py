@@ -61,17 +61,9 @@ def main(argv=None) -> None:
         default=None,
         help="the published s10_YaroslavNet.h5 (default: random start)",
     )
-    parser.add_argument(
-        "--max-steps",
-        type=int,
-        default=None,
-        help="train each model one epoch of N steps (runs the paper-scale path on a CPU)",
-    )
     args = parser.parse_args(argv)
     scale = common.SCALES[args.mode]
     if args.max_steps is not None:
-        if args.max_steps < 1:
-            parser.error(f"--max-steps must be a positive integer, received {args.max_steps}")
         scale = replace(scale, epochs=1)
     run = common.Run(SECTION, TITLE, args, scale)
     steps = args.max_steps

@@ -401,19 +401,11 @@ def main(argv=None) -> None:
         default=None,
         help="coco:PATH | imagenet:PATH | none; twice (coco and imagenet) trains from both",
     )
-    parser.add_argument(
-        "--max-steps",
-        type=int,
-        default=None,
-        help="N steps per stage, one epoch each (runs the paper-scale path on a CPU)",
-    )
     common.add_set_option(parser, "total=40 (a mode key) or RPN_NMS_THRESHOLD=0.7 (a Config field)")
     args = parser.parse_args(argv)
     starts = parse_starts(args.weights)
     mode, overrides = apply_overrides(MODES[args.mode], args.set, epochs=args.epochs)
     if args.max_steps is not None:
-        if args.max_steps < 1:
-            parser.error(f"--max-steps must be a positive integer, received {args.max_steps}")
         mode = replace(mode, steps=args.max_steps, heads=1, total=2)
     scale = replace(common.SCALES[args.mode], image_size=mode.size, epochs=mode.total)
     run = common.Run(SECTION, TITLE, args, scale)
