@@ -202,6 +202,13 @@ def build_parser(description: str, *, target_options: bool = True) -> argparse.A
         "--epochs", type=_positive_int, default=None, help="override the mode's epochs"
     )
     parser.add_argument(
+        "--sub-runs",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="run only these sub-runs of the section (the others are reported as not run)",
+    )
+    parser.add_argument(
         "--max-steps",
         type=_positive_int,
         default=None,
@@ -450,6 +457,7 @@ class Run:
         if args.stop_after_epoch is not None:
             self.callbacks.append(training.StopAfterEpoch(args.stop_after_epoch))
         self.results: dict[str, dict] = {}
+        self.sub_run_names: list[str] = []  # every sub-run the section asked for, run or not
         self.learning_rates: dict[str, float] = {}  # sub-run → Adam rate, for the header
         self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         print(
@@ -642,6 +650,10 @@ class Run:
     def sub_run(self, name: str, fn: Callable[[Path], dict]) -> dict:
         """Run one configuration; a finished one is reused on --resume, a failing one is
         recorded with its error and the others still run."""
+        self.sub_run_names.append(name)
+        if self.args.sub_runs and name not in self.args.sub_runs:
+            self.results[name] = {"status": "skipped"}
+            return self.results[name]
         folder = self.dir / name
         result_file = folder / "result.json"
         if self.args.resume and result_file.is_file():
@@ -679,6 +691,12 @@ class Run:
             notes: free Markdown after the table (setup details, caveats).
             figures: file names of the figures, shown in the report.
         """
+        unknown = sorted(set(self.args.sub_runs or ()) - set(self.sub_run_names))
+        if unknown:
+            raise SystemExit(
+                f"--sub-runs: no sub-run named {', '.join(unknown)}; this section's sub-runs: "
+                f"{', '.join(self.sub_run_names)}"
+            )
         seconds = round(time.time() - self.start, 1)
         setup = {
             "section": self.section,

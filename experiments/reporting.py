@@ -90,6 +90,8 @@ def collapse_row(
     result: dict, label: str, paper: str, *, image_size: int, overlap_loss: bool = False
 ) -> tuple[str, str, str, str]:
     """One findings row: the test metrics and whether the model collapsed to empty masks."""
+    if result.get("status") == "skipped":
+        return (label, paper, "not run (--sub-runs)", "—")
     if result.get("status") != "ok":
         return (label, paper, "failed: " + result.get("error", "not run"), "—")
     m = result["test"]
@@ -393,7 +395,7 @@ def results_summary(run_dir: Path, command: str, commit: str) -> str:
                 for k in SUMMARY_KEYS
             ]
         elif result.get("status") != "ok":
-            cells = ["failed"] * len(SUMMARY_KEYS)
+            cells = [result.get("status", "failed")] * len(SUMMARY_KEYS)
         else:
             flat = flatten_numbers(result)
             cells = [fmt(flat.get(k)) for k in SUMMARY_KEYS]
