@@ -85,7 +85,38 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy(devices=devices)
     if "TF_CONFIG" not in os.environ:
         raise ValueError("`strategy='multi-worker'` needs the TF_CONFIG environment variable")
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return MultiWorkerStrategy()
+
+
+class MultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """`tf.distribute.MultiWorkerMirroredStrategy` whose `reduce` works with Keras 3's ``fit``.
+
+    Two measured failures of the stock strategy under Keras 3.15 ``fit`` (two worker
+    processes, tests/test_multi_worker.py), fixed here by reducing differently, nothing else:
+
+    - ``fit`` averages every per-replica log (the loss, a metric: scalars) with
+      ``strategy.reduce("MEAN", value, axis=0)``, which fails on a scalar ("Invalid reduction
+      dimension 0 for input with 0 dimensions", tensorflow/tensorflow#72388): a scalar is
+      averaged over the replicas instead (axis None), its only meaning.
+    - Before building the model ``fit`` reduces the first (image, mask) batch in one call; from
+      ``distribute_datasets_from_function`` (each worker reading its own shards:
+      `mammoseg.data.pipeline.distributed_dataset`) that is a tuple of per-replica values, which
+      the stock strategy cannot reduce ("Attempt to convert a value (PerReplica:...) to a
+      Tensor"): each element is reduced on its own, as MirroredStrategy does.
+
+    Example:
+        >>> strategy = MultiWorkerStrategy()  # doctest: +SKIP  (reads TF_CONFIG)
+    """
+
+    def reduce(self, reduce_op, value, axis):
+        reduce = super().reduce
+
+        def one(item):
+            local = tf.nest.flatten(self.experimental_local_results(item))[0]
+            scalar = axis is not None and tf.convert_to_tensor(local).shape.rank == 0
+            return reduce(reduce_op, item, None if scalar else axis)
+
+        return tf.nest.map_structure(one, value)
 
 
 class HalfEpochEvaluation(keras.callbacks.Callback):
