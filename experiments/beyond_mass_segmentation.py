@@ -34,6 +34,7 @@ import common
 import numpy as np
 from beyond_development import DEVELOPMENT
 
+from mammoseg import cli
 from mammoseg.recipes import (
     DEFAULT_THRESHOLDS,
     REGION_CHOICES,
@@ -289,23 +290,16 @@ def _notes(run: common.Run, config: RecipeConfig) -> str:
 
 
 def apply_overrides(config: RecipeConfig, items: list[str]) -> RecipeConfig:
-    """``--set KEY=VALUE`` pairs over a mode's config (`common.parse_set`).
+    """``--set KEY=VALUE`` pairs over a mode's config (`mammoseg.cli.config_with_overrides`,
+    the same rules as ``mammoseg train``); a bad pair ends the script with the message.
 
     Example: ``apply_overrides(CONFIGS["default"], ["working_size=256", "depth=4"])`` is the
     default mode at 256 pixels with a depth-4 UNet.
     """
-    values = config.to_dict()
-    for key, value in common.parse_set(items, values).items():
-        default = values[key]
-        if isinstance(default, bool) and not isinstance(value, bool):
-            raise SystemExit(f"--set {key}={value}: expected true or false")
-        if isinstance(default, (int, float)) and isinstance(value, str):
-            raise SystemExit(f"--set {key}={value}: expected a number (or None where allowed)")
-        values[key] = value
     try:
-        return RecipeConfig.from_dict(values)
-    except (TypeError, ValueError) as error:
-        raise SystemExit(f"--set: {error}") from None
+        return cli.config_with_overrides(config, items)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
 
 def main(argv=None) -> None:

@@ -46,8 +46,8 @@ if str(REPO) not in sys.path:  # run as `python experiments/x.py` from a checkou
 
 import reporting  # noqa: E402
 
+from mammoseg import cli, training  # noqa: E402
 from mammoseg import data as mdata  # noqa: E402
-from mammoseg import training  # noqa: E402
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -353,31 +353,16 @@ def _pid_alive(pid) -> bool:
 
 
 def parse_set(items: list[str], known: Collection[str]) -> dict:
-    """``--set KEY=VALUE`` pairs → {key: value}; values are read as JSON (``None`` too, for
-    ``null``), else kept as text.
-
-    Raises:
-        SystemExit: an item has no ``=`` or its key is not in ``known`` (the message lists them).
+    """`mammoseg.cli.parse_set` for a script: a bad item ends it with the message.
 
     Example:
         >>> parse_set(["depth=4", "loss=dice_bce"], {"depth", "loss"})
         {'depth': 4, 'loss': 'dice_bce'}
     """
-    values = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or key not in known:
-            raise SystemExit(
-                f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(known))}"
-            )
-        if text == "None":
-            values[key] = None
-            continue
-        try:
-            values[key] = json.loads(text)
-        except json.JSONDecodeError:
-            values[key] = text
-    return values
+    try:
+        return cli.parse_set(items, sorted(known))
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
 
 def add_set_option(parser: argparse.ArgumentParser, example: str) -> None:
@@ -392,15 +377,11 @@ def add_set_option(parser: argparse.ArgumentParser, example: str) -> None:
 
 
 def parse_data_option(value: str) -> tuple[str, Path | None]:
-    """ "phantom" → ("phantom", None); "mias:PATH" → ("mias", PATH); else a clear error."""
-    if value == "phantom":
-        return "phantom", None
-    name, sep, path = value.partition(":")
-    if name in ("mias", "cbis-ddsm") and sep and path:
-        return name, Path(path)
-    raise SystemExit(
-        f"--data must be 'phantom', 'mias:PATH' or 'cbis-ddsm:PATH', received {value!r}"
-    )
+    """`mammoseg.cli.parse_data_option` for a script: a bad value ends it with the message."""
+    try:
+        return cli.parse_data_option(value)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
 
 class Run:

@@ -221,9 +221,45 @@ def _load_records(data: str, *, phantom_images: int, phantom_size: int, quiet: b
     return load_records(name, path)
 
 
+def parse_set(items: Sequence[str], known: Sequence[str], what: str = "one of") -> dict:
+    """``--set KEY=VALUE`` items → {key: value}; values read as JSON (``None`` / ``null`` for
+    None), else kept as text. The one parser of ``--set`` (the CLI and the experiments).
+
+    Args:
+        items: the ``KEY=VALUE`` strings.
+        known: the accepted keys.
+        what: how the message introduces the keys ("one of", "a RecipeConfig field").
+
+    Raises:
+        ValueError: an item without ``=`` or with an unknown key (with the closest one).
+
+    Example:
+        >>> parse_set(["depth=4", "loss=dice_bce", "budget=None"], ["depth", "loss", "budget"])
+        {'depth': 4, 'loss': 'dice_bce', 'budget': None}
+    """
+    from mammoseg.checks import closest_match
+
+    values = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in known:
+            hint = closest_match(key, list(known)) if sep else ""
+            raise ValueError(
+                f"--set {item!r}: expected KEY=VALUE with KEY {what}{hint} "
+                f"(keys: {', '.join(known)})"
+            )
+        if text in ("None", "null"):
+            values[key] = None
+            continue
+        try:
+            values[key] = json.loads(text)
+        except json.JSONDecodeError:
+            values[key] = text
+    return values
+
+
 def config_with_overrides(config, items: Sequence[str]):
-    """A `RecipeConfig` with ``--set KEY=VALUE`` items applied (values read as JSON, ``None``
-    for None, else as text).
+    """A `RecipeConfig` with ``--set KEY=VALUE`` items applied (`parse_set`).
 
     Raises:
         ValueError: an item without ``=``, an unknown key (with the closest field), a value of
@@ -234,26 +270,12 @@ def config_with_overrides(config, items: Sequence[str]):
         >>> config_with_overrides(RecipeConfig(), ["working_size=256", "depth=4"]).depth
         4
     """
-    from mammoseg.checks import closest_match
     from mammoseg.recipes import RecipeConfig
 
     values = config.to_dict()
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or key not in values:
-            hint = closest_match(key, list(values)) if sep else ""
-            raise ValueError(
-                f"--set {item!r}: expected KEY=VALUE with KEY a RecipeConfig field{hint} "
-                f"(fields: {', '.join(values)})"
-            )
-        if text in ("None", "null"):
-            value = None
-        else:
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
-                value = text
+    for key, value in parse_set(items, list(values), "a RecipeConfig field").items():
         default = values[key]
+        item = f"{key}={value}"
         if isinstance(default, bool) and not isinstance(value, bool):
             raise ValueError(f"--set {item}: expected true or false")
         if isinstance(default, (int, float)) and not isinstance(value, (int, float, type(None))):

@@ -94,7 +94,7 @@ def test_set_overrides_recipe_fields_and_names_bad_keys():
     assert config.working_size == 256 and config.scale_range == (0.8, 1.25)
     assert config.patch_size == base.patch_size
     assert beyond.apply_overrides(base, ["loss=focal_tversky"]).loss == "focal_tversky"
-    with pytest.raises(SystemExit, match="working_sise=256.*KEY one of.*working_size"):
+    with pytest.raises(SystemExit, match="working_sise=256.*did you mean 'working_size'"):
         beyond.apply_overrides(base, ["working_sise=256"])
     with pytest.raises(SystemExit, match="`patch_size` must be a multiple"):
         beyond.apply_overrides(base, ["patch_size=100"])
