@@ -473,6 +473,15 @@ class Run:
                 kinds=self.kinds,
                 seed=self.split_seed,
             )
+            parts = {"train": train, "val": val, "test": test}
+            empty = [name for name, part in parts.items() if not part]
+            if empty:
+                patients = len({r.patient_id for r in records})
+                raise SystemExit(
+                    f"--data {self.args.data}: {len(records)} image(s) of {patients} patient(s) "
+                    f"leave the {' and '.join(empty)} split(s) empty; the 60/20/20 split by "
+                    "patient needs at least 3 patients (give more images)"
+                )
             cap = self.scale.max_images
             self._splits = {
                 "train": _cap(train, cap),
@@ -635,6 +644,7 @@ class Run:
         if self.args.sub_runs and name not in self.args.sub_runs:
             self.results[name] = {"status": "skipped"}
             return self.results[name]
+        self.splits()  # a split too small to train and test is refused before any sub-run
         folder = self.dir / name
         result_file = folder / "result.json"
         if self.args.resume and result_file.is_file():
