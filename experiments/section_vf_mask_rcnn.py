@@ -50,6 +50,7 @@ from mammoseg.models.mask_rcnn import (
     RandomFlips,
     RecordDataset,
     evaluate,
+    utils,
 )
 
 SECTION, TITLE = "V.F", "Mask R-CNN: transfer learning, matterport and COCO AP"
@@ -291,7 +292,7 @@ def train_and_detect(
         masks, class_ids = val_set.load_mask(image_id)
         # the paper's number uses every detection; COCO keeps the best 100 per image
         per_image.append(
-            evaluate.compute_ap_range(
+            utils.compute_ap_range(
                 None,
                 class_ids,
                 masks,

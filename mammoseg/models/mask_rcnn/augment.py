@@ -1,8 +1,9 @@
 """Shape-keeping augmentation for Mask R-CNN training: random flips and quarter turns.
 
-matterport takes an imgaug augmenter; mammoseg's `MaskRCNN.train` takes any callable
-``(image, masks) -> (image, masks)``. `RandomFlips` is the one the V.F experiment uses: a mass
-looks the same mirrored or turned, so each image yields up to eight different views.
+`MaskRCNN.train` takes an imgaug-style augmenter, as matterport's (imgaug itself is not needed),
+or any callable ``(image, masks) -> (image, masks)`` such as this one. `RandomFlips` is the one
+the V.F experiment uses: a mass looks the same mirrored or turned, so each image yields up to
+eight different views.
 
 Example:
     >>> flips = RandomFlips(seed=0)

@@ -1,4 +1,7 @@
-"""Mask R-CNN evaluation: matterport's per-image AP, COCO AP (pycocotools) and FROC.
+"""Mask R-CNN evaluation over a dataset: matterport mAP, COCO AP (pycocotools) and FROC.
+
+The per-image AP (`compute_ap`, `compute_ap_range`) lives in ``utils``, its address in matterport
+(``utils.compute_ap``); this module averages it over images and adds COCO AP and FROC.
 
 FROC (`mask_froc`): each truth lesion counts once, at the best score of the detections whose
 mask IoU with it reaches the threshold; a detection hitting no lesion is a false positive (a
@@ -7,13 +10,13 @@ one FROC of mammoseg (tied scores enter together).
 
 Two different numbers are called "mAP" in the literature and this module computes both, named:
 
-* **matterport mAP** (`compute_ap`, `compute_ap_range`, `matterport_map`): per image, predictions
-  sorted by score are matched greedily to truth masks by mask IoU; AP is the area under the
-  all-point (VOC) interpolated precision-recall curve of that image. `compute_ap_range` averages
-  it over IoU 0.50:0.05:0.95, and `matterport_map` averages that over images. This is the number
-  the paper reported (0.0786 on 50 validation images). IoUs are float32 and thresholds
-  matterport's unrounded ``np.arange(0.5, 1.0, 0.05)``, so a mask IoU of exactly 0.65 fails the
-  0.65 threshold as it does there (see `IOU_RANGE`).
+* **matterport mAP** (`utils.compute_ap`, `utils.compute_ap_range`, `matterport_map`): per
+  image, predictions sorted by score are matched greedily to truth masks by mask IoU; AP is
+  the area under the all-point (VOC) interpolated precision-recall curve of that image.
+  `compute_ap_range` averages it over IoU 0.50:0.05:0.95, and `matterport_map` averages that
+  over images. This is the number the paper reported (0.0786 on 50 validation images). IoUs
+  are float32 and thresholds matterport's unrounded ``np.arange(0.5, 1.0, 0.05)``, so a mask
+  IoU of exactly 0.65 fails the 0.65 threshold as it does there (see `utils.IOU_RANGE`).
   *An image without truth* has no defined recall (matterport divides by zero and returns NaN);
   here `compute_ap` returns NaN for it on purpose and `matterport_map` leaves such images out of
   the mean, reporting how many it left out.
@@ -39,170 +42,12 @@ import numpy as np
 
 # FROC keeps its old address, mammoseg.models.mask_rcnn.evaluate.
 from mammoseg.metrics.detection import FROC_FP_RATES, froc_from_scores, sensitivity_at_rates
-from mammoseg.models.mask_rcnn.utils import compute_overlaps_masks, extract_bboxes
-
-# matterport's thresholds, unrounded: np.arange holds 0.6000000000000001, 0.6500000000000001,
-# 0.7000000000000002 ... and the mask IoUs are float32 (`compute_overlaps_masks`). So an IoU of
-# exactly 0.60 (float32 0.60000002) passes "0.60", while exactly 0.65, 0.70, 0.75, 0.90 or 0.95
-# (float32 0.64999998, 0.69999999, 0.75, 0.89999998, 0.94999999) fails its own threshold: one
-# such match scores 0.1 lower in `compute_ap_range` than rounded thresholds would give, and
-# this module keeps matterport's number, since that is the number the paper reported.
-IOU_RANGE = np.arange(0.5, 1.0, 0.05)
-
-
-def _trim(boxes, masks):
-    """Drop zero-padded instances (all-zero boxes) as matterport does."""
-    if boxes is None:
-        return slice(None)
-    boxes = np.asarray(boxes).reshape(-1, 4)
-    return ~np.all(boxes == 0, axis=1)
-
-
-def compute_matches(
-    gt_boxes,
-    gt_class_ids,
-    gt_masks,
-    pred_boxes,
-    pred_class_ids,
-    pred_scores,
-    pred_masks,
-    iou_threshold: float = 0.5,
-    score_threshold: float = 0.0,
-):
-    """Greedy matching of predictions (best score first) to truth instances by mask IoU.
-
-    Returns:
-        ``(gt_match, pred_match, overlaps)``: for each truth the index of its prediction or -1;
-        for each prediction (sorted by score, best first) the index of its truth or -1; and the
-        IoU matrix [predictions, truths] in that sorted order.
-    """
-    keep = _trim(gt_boxes, gt_masks)
-    gt_masks = np.asarray(gt_masks)[..., keep]
-    gt_class_ids = np.asarray(gt_class_ids)[keep]
-    keep = _trim(pred_boxes, pred_masks)
-    pred_scores = np.asarray(pred_scores)[keep]
-    pred_class_ids = np.asarray(pred_class_ids)[keep]
-    pred_masks = np.asarray(pred_masks)[..., keep]
-    # Tied scores keep their input order (a stable sort of the negated scores). matterport's
-    # `np.argsort(scores)[::-1]` uses NumPy's default, unstable sort, so its tie order is
-    # arbitrary (it may differ between NumPy builds and CPUs); results agree where no tie
-    # decides a match.
-    order = np.argsort(-pred_scores, kind="stable")
-    pred_scores, pred_class_ids = pred_scores[order], pred_class_ids[order]
-    pred_masks = pred_masks[..., order]
-    overlaps = compute_overlaps_masks(pred_masks, gt_masks)
-    gt_match = -np.ones(gt_masks.shape[-1])
-    pred_match = -np.ones(pred_masks.shape[-1])
-    for i in range(len(pred_scores)):
-        candidates = np.argsort(-overlaps[i], kind="stable")  # ties: first truth first
-        candidates = candidates[overlaps[i, candidates] >= score_threshold]
-        for j in candidates:
-            if gt_match[j] > -1:
-                continue
-            # In float64, as matterport's np.float32 IoU met np.arange's np.float64 threshold;
-            # NumPy 2 would compare a float32 with a plain Python float in float32.
-            if float(overlaps[i, j]) < float(iou_threshold):
-                break
-            if pred_class_ids[i] == gt_class_ids[j]:
-                gt_match[j] = i
-                pred_match[i] = j
-                break
-    return gt_match, pred_match, overlaps
-
-
-def _voc_ap(precisions: np.ndarray, recalls: np.ndarray) -> float:
-    """Area under the all-point interpolated precision-recall curve."""
-    precisions = np.concatenate([[0.0], precisions, [0.0]])
-    recalls = np.concatenate([[0.0], recalls, [1.0]])
-    for i in range(len(precisions) - 2, -1, -1):
-        precisions[i] = max(precisions[i], precisions[i + 1])
-    steps = np.where(recalls[:-1] != recalls[1:])[0] + 1
-    return float(np.sum((recalls[steps] - recalls[steps - 1]) * precisions[steps]))
-
-
-def compute_ap(
-    gt_boxes,
-    gt_class_ids,
-    gt_masks,
-    pred_boxes,
-    pred_class_ids,
-    pred_scores,
-    pred_masks,
-    iou_threshold: float = 0.5,
-):
-    """matterport's per-image average precision at one mask-IoU threshold.
-
-    Args:
-        gt_boxes, gt_class_ids, gt_masks: truth [N, 4] (or None), [N], bool [H, W, N].
-        pred_boxes, pred_class_ids, pred_scores, pred_masks: predictions, same layout.
-        iou_threshold: mask IoU at which a prediction counts as a match.
-
-    Returns:
-        ``(ap, precisions, recalls, overlaps)``. ``ap`` is NaN when the image has no truth
-        (recall is undefined); an image with truth but no prediction scores 0. ``ap`` equals
-        matterport's wherever no tied score decides a match (ties keep their input order here,
-        arbitrary order there); ``precisions`` and ``recalls`` are one per prediction, without
-        the 0 / 1 end points matterport's returned arrays carry.
-
-    Example:
-        >>> m = np.zeros((10, 10, 1), bool); m[2:8, 2:8] = True
-        >>> compute_ap(None, [1], m, None, [1], [0.9], m)[0]
-        1.0
-    """
-    gt_match, pred_match, overlaps = compute_matches(
-        gt_boxes,
-        gt_class_ids,
-        gt_masks,
-        pred_boxes,
-        pred_class_ids,
-        pred_scores,
-        pred_masks,
-        iou_threshold,
-    )
-    if len(gt_match) == 0:
-        return float("nan"), np.zeros(0), np.zeros(0), overlaps
-    hits = np.cumsum(pred_match > -1)
-    precisions = hits / (np.arange(len(pred_match)) + 1)
-    recalls = hits.astype(np.float32) / len(gt_match)  # float32, as matterport's
-    return _voc_ap(precisions, recalls), precisions, recalls, overlaps
-
-
-def compute_ap_range(
-    gt_box,
-    gt_class_id,
-    gt_mask,
-    pred_box,
-    pred_class_id,
-    pred_score,
-    pred_mask,
-    iou_thresholds: Sequence[float] | None = None,
-    verbose: int = 0,
-) -> float:
-    """`compute_ap` averaged over IoU thresholds (default 0.50:0.05:0.95), one image.
-
-    Example:
-        >>> m = np.zeros((10, 10, 1), bool); m[2:8, 2:8] = True
-        >>> compute_ap_range(None, [1], m, None, [1], [0.9], m)
-        1.0
-    """
-    thresholds = IOU_RANGE if iou_thresholds is None else np.asarray(iou_thresholds)
-    aps = [
-        compute_ap(
-            gt_box,
-            gt_class_id,
-            gt_mask,
-            pred_box,
-            pred_class_id,
-            pred_score,
-            pred_mask,
-            iou_threshold=float(t),
-        )[0]
-        for t in thresholds
-    ]
-    result = float(np.mean(aps))
-    if verbose:
-        print(f"AP @{thresholds[0]:.2f}-{thresholds[-1]:.2f}:\t {result:.3f}")
-    return result
+from mammoseg.models.mask_rcnn.utils import (
+    compute_ap_range,
+    compute_matches,
+    compute_overlaps_masks,
+    extract_bboxes,
+)
 
 
 def _boxes(d):

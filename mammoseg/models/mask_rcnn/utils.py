@@ -1,5 +1,8 @@
-"""NumPy helpers for Mask R-CNN: boxes, IoU, box deltas, mini-masks, image resizing, image meta.
+"""matterport's ``utils``: the `Dataset` registry, boxes, IoU, box deltas, mini-masks, image
+resizing, image meta and the per-image AP (`compute_ap`, `compute_ap_range`).
 
+This module is matterport's ``mrcnn.utils`` at ``mammoseg.models.mask_rcnn.utils``, so a
+matterport script ports by changing its imports (``from mammoseg.models.mask_rcnn import utils``).
 Boxes are ``(y1, x1, y2, x2)`` in pixels with ``y2``/``x2`` exclusive, as in matterport.
 
 Example:
@@ -9,10 +12,15 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import random
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from skimage.transform import resize as _sk_resize
+
+logger = logging.getLogger(__name__)
 
 
 def extract_bboxes(mask: np.ndarray) -> np.ndarray:
@@ -68,7 +76,7 @@ def compute_overlaps_masks(masks1: np.ndarray, masks2: np.ndarray) -> np.ndarray
     """IoU matrix between masks (H, W, N1) and (H, W, N2); an empty pair counts as IoU 0.
 
     In float32, as matterport computes it: an IoU of exactly 13/20 is 0.64999998 here, and
-    the evaluation's thresholds depend on that (see `evaluate.IOU_RANGE`). matterport returns
+    the evaluation's thresholds depend on that (see `IOU_RANGE`). matterport returns
     NaN (0/0) for a pair of empty masks; here it is 0.
     """
     if masks1.shape[-1] == 0 or masks2.shape[-1] == 0:
@@ -299,6 +307,306 @@ def parse_image_meta(meta: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def mold_image(image: np.ndarray, mean_pixel: np.ndarray) -> np.ndarray:
-    """0-255 RGB image → float32 network input (mean subtracted)."""
-    return image.astype(np.float32) - np.asarray(mean_pixel, dtype=np.float32)
+# --------------------------------------------------------------------------------- dataset
+
+
+class Dataset:
+    """Registry of classes and images, as matterport's `utils.Dataset`.
+
+    Class 0 is always "BG". After adding classes and images call `prepare()`, which assigns
+    internal ids (``image_ids``, ``class_ids``) and builds the source-id maps.
+
+    Example:
+        >>> ds = Dataset()
+        >>> ds.add_class("mias", 1, "tumor")
+        >>> ds.add_image("mias", "mdb001", "mdb001.pgm")
+        >>> ds.prepare()
+        >>> ds.class_names, ds.image_ids.tolist()
+        (['BG', 'tumor'], [0])
+    """
+
+    def __init__(self, class_map: dict | None = None) -> None:
+        self._image_ids: np.ndarray = np.zeros(0, dtype=np.int64)
+        self.image_info: list[dict[str, Any]] = []
+        self.class_info: list[dict[str, Any]] = [{"source": "", "id": 0, "name": "BG"}]
+        self.source_class_ids: dict[str, list[int]] = {}
+
+    def add_class(self, source: str, class_id: int, class_name: str) -> None:
+        """Register a class of ``source``; adding the same (source, id) twice is a no-op.
+
+        Raises:
+            ValueError: ``source`` contains a dot (it separates source and id in maps).
+        """
+        if "." in source:
+            raise ValueError(f"`source` must not contain a dot, received {source!r}")
+        for info in self.class_info:
+            if info["source"] == source and info["id"] == class_id:
+                return
+        self.class_info.append({"source": source, "id": class_id, "name": class_name})
+
+    def add_image(self, source: str, image_id: Any, path: str | None, **kwargs: Any) -> None:
+        """Register an image; extra keyword arguments are kept in its ``image_info`` entry."""
+        self.image_info.append({"id": image_id, "source": source, "path": path, **kwargs})
+
+    def image_reference(self, image_id: int) -> str:
+        """A string that identifies the image (its path), for messages and debugging."""
+        return str(self.image_info[image_id].get("path") or "")
+
+    def prepare(self, class_map: dict | None = None) -> None:
+        """Assign internal ids and build the maps between internal and source ids."""
+
+        def clean_name(name: str) -> str:
+            return ",".join(name.split(",")[:1])
+
+        self.num_classes = len(self.class_info)
+        self.class_ids = np.arange(self.num_classes)
+        self.class_names = [clean_name(c["name"]) for c in self.class_info]
+        self.num_images = len(self.image_info)
+        self._image_ids = np.arange(self.num_images)
+        self.class_from_source_map = {
+            f"{info['source']}.{info['id']}": i for i, info in enumerate(self.class_info)
+        }
+        self.image_from_source_map = {
+            f"{info['source']}.{info['id']}": i for i, info in enumerate(self.image_info)
+        }
+        self.sources = sorted({i["source"] for i in self.class_info})
+        self.source_class_ids = {
+            source: [
+                i for i, info in enumerate(self.class_info) if i == 0 or info["source"] == source
+            ]
+            for source in self.sources
+        }
+
+    @property
+    def image_ids(self) -> np.ndarray:
+        """Internal image ids 0..N-1 (after `prepare`)."""
+        return self._image_ids
+
+    def map_source_class_id(self, source_class_id: str) -> int:
+        """Internal class id of ``"source.id"``, e.g. ``"mias.1"``."""
+        return self.class_from_source_map[source_class_id]
+
+    def get_source_class_id(self, class_id: int, source: str) -> int:
+        """The source's own id of internal class ``class_id``."""
+        info = self.class_info[class_id]
+        if info["source"] != source:
+            raise ValueError(
+                f"class {class_id} belongs to source {info['source']!r}, not {source!r}"
+            )
+        return info["id"]
+
+    def source_image_link(self, image_id: int) -> str:
+        """Path or URL of the image in its source."""
+        return self.image_info[image_id]["path"]
+
+    def load_image(self, image_id: int) -> np.ndarray:
+        """The image as uint8 RGB (H, W, 3); grey images are repeated, alpha is dropped."""
+        import skimage.io
+
+        image = skimage.io.imread(self.image_info[image_id]["path"])
+        return to_rgb_uint8(image)
+
+    def load_mask(self, image_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """Instance masks bool (H, W, N) and int32 class ids (N,); override in subclasses.
+
+        The base class has no annotations and returns empty arrays (with a warning), as
+        matterport does.
+        """
+        logger.warning(
+            "Dataset.load_mask is not overridden: image %s has no instances",
+            self.image_reference(image_id),
+        )
+        return np.zeros((0, 0, 0), dtype=bool), np.zeros(0, dtype=np.int32)
+
+
+def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """Any image → uint8 RGB (H, W, 3): grey is repeated, alpha dropped, other dtypes scaled.
+
+    Floats in [0, 1] are scaled by 255; other non-uint8 images by 255 / their maximum.
+
+    Example:
+        >>> to_rgb_uint8(np.array([[0.0, 1.0]])).tolist()
+        [[[0, 0, 0], [255, 255, 255]]]
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        scale = (
+            255.0
+            if image.dtype.kind == "f" and image.max(initial=0) <= 1.0
+            else (255.0 / max(float(image.max(initial=0)), 1.0))
+        )
+        image = np.clip(np.round(image.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    elif image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    elif image.shape[-1] == 4:
+        image = image[..., :3]
+    return image
+
+
+# ------------------------------------------------------------------------ per-image AP
+
+
+# matterport's thresholds, unrounded: np.arange holds 0.6000000000000001, 0.6500000000000001,
+# 0.7000000000000002 ... and the mask IoUs are float32 (`compute_overlaps_masks`). So an IoU of
+# exactly 0.60 (float32 0.60000002) passes "0.60", while exactly 0.65, 0.70, 0.75, 0.90 or 0.95
+# (float32 0.64999998, 0.69999999, 0.75, 0.89999998, 0.94999999) fails its own threshold: one
+# such match scores 0.1 lower in `compute_ap_range` than rounded thresholds would give, and
+# this module keeps matterport's number, since that is the number the paper reported.
+IOU_RANGE = np.arange(0.5, 1.0, 0.05)
+
+
+def _trim(boxes, masks):
+    """Drop zero-padded instances (all-zero boxes) as matterport does."""
+    if boxes is None:
+        return slice(None)
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    return ~np.all(boxes == 0, axis=1)
+
+
+def compute_matches(
+    gt_boxes,
+    gt_class_ids,
+    gt_masks,
+    pred_boxes,
+    pred_class_ids,
+    pred_scores,
+    pred_masks,
+    iou_threshold: float = 0.5,
+    score_threshold: float = 0.0,
+):
+    """Greedy matching of predictions (best score first) to truth instances by mask IoU.
+
+    Returns:
+        ``(gt_match, pred_match, overlaps)``: for each truth the index of its prediction or -1;
+        for each prediction (sorted by score, best first) the index of its truth or -1; and the
+        IoU matrix [predictions, truths] in that sorted order.
+    """
+    keep = _trim(gt_boxes, gt_masks)
+    gt_masks = np.asarray(gt_masks)[..., keep]
+    gt_class_ids = np.asarray(gt_class_ids)[keep]
+    keep = _trim(pred_boxes, pred_masks)
+    pred_scores = np.asarray(pred_scores)[keep]
+    pred_class_ids = np.asarray(pred_class_ids)[keep]
+    pred_masks = np.asarray(pred_masks)[..., keep]
+    # Tied scores keep their input order (a stable sort of the negated scores). matterport's
+    # `np.argsort(scores)[::-1]` uses NumPy's default, unstable sort, so its tie order is
+    # arbitrary (it may differ between NumPy builds and CPUs); results agree where no tie
+    # decides a match.
+    order = np.argsort(-pred_scores, kind="stable")
+    pred_scores, pred_class_ids = pred_scores[order], pred_class_ids[order]
+    pred_masks = pred_masks[..., order]
+    overlaps = compute_overlaps_masks(pred_masks, gt_masks)
+    gt_match = -np.ones(gt_masks.shape[-1])
+    pred_match = -np.ones(pred_masks.shape[-1])
+    for i in range(len(pred_scores)):
+        candidates = np.argsort(-overlaps[i], kind="stable")  # ties: first truth first
+        candidates = candidates[overlaps[i, candidates] >= score_threshold]
+        for j in candidates:
+            if gt_match[j] > -1:
+                continue
+            # In float64, as matterport's np.float32 IoU met np.arange's np.float64 threshold;
+            # NumPy 2 would compare a float32 with a plain Python float in float32.
+            if float(overlaps[i, j]) < float(iou_threshold):
+                break
+            if pred_class_ids[i] == gt_class_ids[j]:
+                gt_match[j] = i
+                pred_match[i] = j
+                break
+    return gt_match, pred_match, overlaps
+
+
+def _voc_ap(precisions: np.ndarray, recalls: np.ndarray) -> float:
+    """Area under the all-point interpolated precision-recall curve."""
+    precisions = np.concatenate([[0.0], precisions, [0.0]])
+    recalls = np.concatenate([[0.0], recalls, [1.0]])
+    for i in range(len(precisions) - 2, -1, -1):
+        precisions[i] = max(precisions[i], precisions[i + 1])
+    steps = np.where(recalls[:-1] != recalls[1:])[0] + 1
+    return float(np.sum((recalls[steps] - recalls[steps - 1]) * precisions[steps]))
+
+
+def compute_ap(
+    gt_boxes,
+    gt_class_ids,
+    gt_masks,
+    pred_boxes,
+    pred_class_ids,
+    pred_scores,
+    pred_masks,
+    iou_threshold: float = 0.5,
+):
+    """matterport's per-image average precision at one mask-IoU threshold.
+
+    Args:
+        gt_boxes, gt_class_ids, gt_masks: truth [N, 4] (or None), [N], bool [H, W, N].
+        pred_boxes, pred_class_ids, pred_scores, pred_masks: predictions, same layout.
+        iou_threshold: mask IoU at which a prediction counts as a match.
+
+    Returns:
+        ``(ap, precisions, recalls, overlaps)``. ``ap`` is NaN when the image has no truth
+        (recall is undefined); an image with truth but no prediction scores 0. ``ap`` equals
+        matterport's wherever no tied score decides a match (ties keep their input order here,
+        arbitrary order there); ``precisions`` and ``recalls`` are one per prediction, without
+        the 0 / 1 end points matterport's returned arrays carry.
+
+    Example:
+        >>> m = np.zeros((10, 10, 1), bool); m[2:8, 2:8] = True
+        >>> compute_ap(None, [1], m, None, [1], [0.9], m)[0]
+        1.0
+    """
+    gt_match, pred_match, overlaps = compute_matches(
+        gt_boxes,
+        gt_class_ids,
+        gt_masks,
+        pred_boxes,
+        pred_class_ids,
+        pred_scores,
+        pred_masks,
+        iou_threshold,
+    )
+    if len(gt_match) == 0:
+        return float("nan"), np.zeros(0), np.zeros(0), overlaps
+    hits = np.cumsum(pred_match > -1)
+    precisions = hits / (np.arange(len(pred_match)) + 1)
+    recalls = hits.astype(np.float32) / len(gt_match)  # float32, as matterport's
+    return _voc_ap(precisions, recalls), precisions, recalls, overlaps
+
+
+def compute_ap_range(
+    gt_box,
+    gt_class_id,
+    gt_mask,
+    pred_box,
+    pred_class_id,
+    pred_score,
+    pred_mask,
+    iou_thresholds: Sequence[float] | None = None,
+    verbose: int = 0,
+) -> float:
+    """`compute_ap` averaged over IoU thresholds (default 0.50:0.05:0.95), one image.
+
+    Example:
+        >>> m = np.zeros((10, 10, 1), bool); m[2:8, 2:8] = True
+        >>> compute_ap_range(None, [1], m, None, [1], [0.9], m)
+        1.0
+    """
+    thresholds = IOU_RANGE if iou_thresholds is None else np.asarray(iou_thresholds)
+    aps = [
+        compute_ap(
+            gt_box,
+            gt_class_id,
+            gt_mask,
+            pred_box,
+            pred_class_id,
+            pred_score,
+            pred_mask,
+            iou_threshold=float(t),
+        )[0]
+        for t in thresholds
+    ]
+    result = float(np.mean(aps))
+    if verbose:
+        print(f"AP @{thresholds[0]:.2f}-{thresholds[-1]:.2f}:\t {result:.3f}")
+    return result

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mammoseg.models.mask_rcnn import evaluate
+from mammoseg.models.mask_rcnn import evaluate, utils
 
 
 def _rect(shape, rows, cols):
@@ -28,46 +28,42 @@ def _pred(mask, scores):
 
 
 def test_perfect_detection_gives_ap_one():
-    ap, precisions, recalls, overlaps = evaluate.compute_ap(
+    ap, precisions, recalls, overlaps = utils.compute_ap(
         None, [1], TRUTH, None, [1], [0.9], TRUTH, iou_threshold=0.5
     )
     assert ap == 1.0 and precisions.tolist() == [1.0] and recalls.tolist() == [1.0]
-    assert evaluate.compute_ap_range(None, [1], TRUTH, None, [1], [0.9], TRUTH) == 1.0
+    assert utils.compute_ap_range(None, [1], TRUTH, None, [1], [0.9], TRUTH) == 1.0
 
 
 def test_iou_06_counts_at_thresholds_up_to_06_only():
-    assert evaluate.compute_overlaps_masks(SHIFTED, TRUTH)[0, 0] == pytest.approx(0.6)
+    assert utils.compute_overlaps_masks(SHIFTED, TRUTH)[0, 0] == pytest.approx(0.6)
     aps = {
-        t: evaluate.compute_ap(None, [1], TRUTH, None, [1], [0.9], SHIFTED, t)[0]
-        for t in evaluate.IOU_RANGE
+        t: utils.compute_ap(None, [1], TRUTH, None, [1], [0.9], SHIFTED, t)[0]
+        for t in utils.IOU_RANGE
     }
     # float32 0.6 (0.60000002) passes matterport's unrounded 0.6000000000000001
     assert [t for t, ap in aps.items() if ap == 1.0] == pytest.approx([0.5, 0.55, 0.6])
     assert all(ap == 0.0 for t, ap in aps.items() if t > 0.61)
-    assert evaluate.compute_ap_range(None, [1], TRUTH, None, [1], [0.9], SHIFTED) == pytest.approx(
-        0.3
-    )
+    assert utils.compute_ap_range(None, [1], TRUTH, None, [1], [0.9], SHIFTED) == pytest.approx(0.3)
 
 
 def test_false_positive_first_halves_precision():
     # two predictions: a miss scored higher than the hit -> precision 1/2 at recall 1
     miss = _rect((10, 12), (0, 2), (10, 12))
     preds = np.concatenate([TRUTH, miss], axis=-1)
-    ap, precisions, recalls, _ = evaluate.compute_ap(
-        None, [1], TRUTH, None, [1, 1], [0.5, 0.9], preds
-    )
+    ap, precisions, recalls, _ = utils.compute_ap(None, [1], TRUTH, None, [1, 1], [0.5, 0.9], preds)
     assert precisions.tolist() == [0.0, 0.5] and recalls.tolist() == [0.0, 1.0]
     assert ap == 0.5
 
 
 def test_wrong_class_is_not_a_match():
-    ap = evaluate.compute_ap(None, [1], TRUTH, None, [2], [0.9], TRUTH)[0]
+    ap = utils.compute_ap(None, [1], TRUTH, None, [2], [0.9], TRUTH)[0]
     assert ap == 0.0
 
 
 def test_image_without_truth_is_nan_and_left_out_of_mean():
     empty = np.zeros((10, 12, 0), bool)
-    ap = evaluate.compute_ap(None, np.zeros(0), empty, None, [1], [0.9], TRUTH)[0]
+    ap = utils.compute_ap(None, np.zeros(0), empty, None, [1], [0.9], TRUTH)[0]
     assert np.isnan(ap)
     result = evaluate.matterport_map(
         [_gt(TRUTH), _gt(empty)], [_pred(SHIFTED, [0.9]), _pred(TRUTH, [0.9])]
@@ -78,7 +74,7 @@ def test_image_without_truth_is_nan_and_left_out_of_mean():
 
 def test_no_prediction_gives_zero():
     empty = np.zeros((10, 12, 0), bool)
-    assert evaluate.compute_ap(None, [1], TRUTH, None, np.zeros(0), np.zeros(0), empty)[0] == 0.0
+    assert utils.compute_ap(None, [1], TRUTH, None, np.zeros(0), np.zeros(0), empty)[0] == 0.0
 
 
 def test_length_mismatch_error():
@@ -181,7 +177,7 @@ def test_compute_ap_interpolates_a_non_monotone_curve():
     truth = _instances(shape, [a, b, c])
     preds = _instances(shape, [a, *misses, b, c])
     scores = [0.9, 0.8, 0.7, 0.6, 0.5]
-    ap, precisions, recalls, _ = evaluate.compute_ap(
+    ap, precisions, recalls, _ = utils.compute_ap(
         None, [1, 1, 1], truth, None, [1] * 5, scores, preds
     )
     np.testing.assert_allclose(precisions, [1, 1 / 2, 1 / 3, 1 / 2, 3 / 5])
@@ -190,7 +186,7 @@ def test_compute_ap_interpolates_a_non_monotone_curve():
     assert ap != pytest.approx(2.1 / 3)  # the uninterpolated area
     # The predictions in another order give the same curve: scores, not positions, rank them.
     order = [4, 2, 0, 3, 1]
-    again = evaluate.compute_ap(
+    again = utils.compute_ap(
         None, [1, 1, 1], truth, None, [1] * 5, np.take(scores, order), preds[..., order]
     )
     assert again[0] == pytest.approx(2.2 / 3)
@@ -203,7 +199,7 @@ def test_compute_ap_interpolation_lifts_an_early_miss():
     a, b, miss = ((0, 4), (0, 4)), ((0, 4), (5, 9)), ((6, 10), (0, 5))
     truth = _instances(shape, [a, b])
     preds = _instances(shape, [miss, a, b])
-    ap, precisions, recalls, _ = evaluate.compute_ap(
+    ap, precisions, recalls, _ = utils.compute_ap(
         None, [1, 1], truth, None, [1, 1, 1], [0.9, 0.8, 0.7], preds
     )
     np.testing.assert_allclose(precisions, [0, 1 / 2, 2 / 3])
@@ -217,7 +213,7 @@ def test_compute_ap_drops_zero_padded_truths():
     # padding is no instance. One real truth, found: AP 1 (with the padding counted, 0.5).
     truth = np.concatenate([TRUTH, np.zeros_like(TRUTH)], axis=-1)
     boxes = np.array([[0, 0, 10, 8], [0, 0, 0, 0]])
-    ap, precisions, recalls, _ = evaluate.compute_ap(
+    ap, precisions, recalls, _ = utils.compute_ap(
         boxes, [1, 0], truth, None, [1], [0.9], truth[..., :1]
     )
     assert ap == 1.0 and precisions.tolist() == [1.0] and recalls.tolist() == [1.0]
@@ -227,9 +223,7 @@ def test_a_second_detection_of_one_truth_is_a_false_positive():
     # Two predictions on the same truth: the better-scored one matches (prediction 0), the
     # other is a false positive: precision 1, 1/2 at recall 1, 1.
     preds = np.concatenate([TRUTH, TRUTH], axis=-1)
-    ap, precisions, recalls, _ = evaluate.compute_ap(
-        None, [1], TRUTH, None, [1, 1], [0.9, 0.8], preds
-    )
+    ap, precisions, recalls, _ = utils.compute_ap(None, [1], TRUTH, None, [1, 1], [0.9, 0.8], preds)
     assert precisions.tolist() == [1.0, 0.5] and recalls.tolist() == [1.0, 1.0]
     assert ap == 1.0
 
@@ -254,8 +248,8 @@ def _inside_truth20(n_pixels: int) -> np.ndarray:
 
 
 def test_thresholds_are_matterports_unrounded_arange():
-    np.testing.assert_array_equal(evaluate.IOU_RANGE, np.arange(0.5, 1.0, 0.05))
-    assert evaluate.IOU_RANGE[3] == 0.6500000000000001 and evaluate.IOU_RANGE[9] > 0.95
+    np.testing.assert_array_equal(utils.IOU_RANGE, np.arange(0.5, 1.0, 0.05))
+    assert utils.IOU_RANGE[3] == 0.6500000000000001 and utils.IOU_RANGE[9] > 0.95
 
 
 @pytest.mark.parametrize(
@@ -269,17 +263,17 @@ def test_thresholds_are_matterports_unrounded_arange():
 )
 def test_iou_exactly_on_a_threshold_scores_as_matterport(n_pixels, iou32, passed):
     pred = _inside_truth20(n_pixels)
-    overlaps = evaluate.compute_overlaps_masks(pred, TRUTH20)
+    overlaps = utils.compute_overlaps_masks(pred, TRUTH20)
     assert overlaps.dtype == np.float32 and float(overlaps[0, 0]) == iou32
     aps = [
-        evaluate.compute_ap(None, [1], TRUTH20, None, [1], [0.9], pred, float(t))[0]
-        for t in evaluate.IOU_RANGE
+        utils.compute_ap(None, [1], TRUTH20, None, [1], [0.9], pred, float(t))[0]
+        for t in utils.IOU_RANGE
     ]
     assert aps == [1.0] * passed + [0.0] * (10 - passed)
-    ap_range = evaluate.compute_ap_range(None, [1], TRUTH20, None, [1], [0.9], pred)
+    ap_range = utils.compute_ap_range(None, [1], TRUTH20, None, [1], [0.9], pred)
     assert ap_range == pytest.approx(passed / 10, abs=1e-12)
     # the plain Python threshold 0.65 (or 0.95) fails too, as in matterport
-    assert evaluate.compute_ap(None, [1], TRUTH20, None, [1], [0.9], pred, n_pixels / 20)[0] == 0
+    assert utils.compute_ap(None, [1], TRUTH20, None, [1], [0.9], pred, n_pixels / 20)[0] == 0
 
 
 def test_recall_is_float32_as_matterports():
@@ -287,7 +281,7 @@ def test_recall_is_float32_as_matterports():
     truths = np.concatenate(
         [TRUTH20, _rect((10, 12), (6, 8), (0, 2)), _rect((10, 12), (6, 8), (8, 10))], axis=-1
     )
-    ap, _, recalls, _ = evaluate.compute_ap(None, [1, 1, 1], truths, None, [1], [0.9], TRUTH20, 0.5)
+    ap, _, recalls, _ = utils.compute_ap(None, [1, 1, 1], truths, None, [1], [0.9], TRUTH20, 0.5)
     assert ap == float(np.float32(1 / 3)) and ap != 1 / 3
     assert recalls.tolist() == [float(np.float32(1 / 3))]
 
@@ -298,7 +292,7 @@ def test_tied_scores_keep_their_input_order(hit_first, expected):
     # matterport's unstable argsort may rank either first).
     miss = _rect((10, 12), (8, 10), (10, 12))
     masks = [TRUTH20, miss] if hit_first else [miss, TRUTH20]
-    ap, precisions, _, _ = evaluate.compute_ap(
+    ap, precisions, _, _ = utils.compute_ap(
         None, [1], TRUTH20, None, [1, 1], [0.7, 0.7], np.concatenate(masks, axis=-1)
     )
     assert ap == expected

@@ -9,7 +9,8 @@ import pytest
 from conftest import Discs, tiny_config
 
 from mammoseg.models.mask_rcnn import LAYER_REGEX, MaskRCNN, evaluate
-from mammoseg.models.mask_rcnn.data_generator import MaskRCNNSequence, load_image_gt
+from mammoseg.models.mask_rcnn import model as modellib
+from mammoseg.models.mask_rcnn.model import MaskRCNNSequence, load_image_gt
 from mammoseg.models.weights import _index_layers
 
 
@@ -179,7 +180,7 @@ def test_generator_applies_augmentation_to_image_and_masks(config):
 
 def test_load_image_gt_box_and_mini_mask(config):
     data = Discs(1)
-    image, meta, class_ids, boxes, masks = load_image_gt(data, config, 0)
+    image, meta, class_ids, boxes, masks = load_image_gt(data, config, 0, use_mini_mask=True)
     cy, cx, r = data.image_info[0]["circle"]
     assert boxes.tolist() == [[cy - r, cx - r, cy + r + 1, cx + r + 1]]
     assert class_ids.tolist() == [1] and masks.shape == (28, 28, 1)
@@ -214,3 +215,156 @@ def test_learns_discs(tmp_path):
         preds += inference.detect([val.load_image(i), val.load_image(i + 1)])
         gts += [{"masks": val.load_mask(j)[0], "class_ids": np.array([1])} for j in (i, i + 1)]
     assert evaluate.matterport_map(gts, preds, [0.5])["map"] > 0.5
+
+
+# ------------------------------------------------------------- matterport's modellib API
+
+
+class FakeFliplr:
+    """An imgaug-style augmenter without imgaug: always flips left-right, records its calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def to_deterministic(self):
+        return self
+
+    def augment_image(self, image, hooks=None):
+        self.calls.append((image.dtype, image.shape, hooks))
+        return image[:, ::-1]
+
+
+class FakeBrighten(FakeFliplr):
+    """A colour augmenter: changes the image, must not change a shape."""
+
+    def augment_image(self, image, hooks=None):
+        self.calls.append((image.dtype, image.shape, hooks))
+        return image[:, :-1]
+
+
+def test_load_image_gt_takes_an_imgaug_style_augmenter(config):
+    data = Discs(1)
+    plain = load_image_gt(data, config, 0)
+    flip = FakeFliplr()
+    flipped = load_image_gt(data, config, 0, augmentation=flip)
+    np.testing.assert_array_equal(flipped[0], plain[0][:, ::-1])
+    np.testing.assert_array_equal(flipped[4], plain[4][:, ::-1])  # full-size masks by default
+    assert flipped[4].dtype == bool and flipped[4].shape == (64, 64, 1)
+    y1, x1, y2, x2 = plain[3][0]
+    assert flipped[3][0].tolist() == [y1, 64 - x2, y2, 64 - x1]
+    # the image, then the masks as uint8 with matterport's `hooks=` keyword
+    assert [(dtype, shape) for dtype, shape, _ in flip.calls] == [
+        (np.uint8, (64, 64, 3)),
+        (np.uint8, (64, 64, 1)),
+    ]
+    with pytest.raises(ValueError, match=r"`augmentation` must keep the shapes"):
+        load_image_gt(data, config, 0, augmentation=FakeBrighten())
+
+
+def test_load_image_gt_rejects_what_is_no_augmenter(config):
+    with pytest.raises(TypeError, match="imgaug-style augmenter .* received int"):
+        load_image_gt(Discs(1), config, 0, augmentation=3)
+
+
+def test_mold_and_unmold_image_take_the_config(config):
+    image = np.array([[[100, 150, 250]]], np.uint8)  # MEAN_PIXEL is 100 in the tiny config
+    molded = modellib.mold_image(image, config)
+    assert molded.dtype == np.float32 and molded.tolist() == [[[0.0, 50.0, 150.0]]]
+    np.testing.assert_array_equal(modellib.unmold_image(molded, config), image)
+
+
+def test_data_generator_yields_matterport_lists(config):
+    inputs, outputs = next(modellib.data_generator(Discs(3), config, batch_size=1))
+    assert outputs == [] and len(inputs) == 7
+    assert [a.shape for a in inputs] == [
+        (1, 64, 64, 3),
+        (1, config.IMAGE_META_SIZE),
+        (1, 1023, 1),
+        (1, config.RPN_TRAIN_ANCHORS_PER_IMAGE, 4),
+        (1, 4),
+        (1, 4, 4),
+        (1, 28, 28, 4),
+    ]
+    assert inputs[4][0].tolist() == [1, 0, 0, 0]
+
+
+def test_data_generator_refuses_what_the_network_does_itself(config):
+    with pytest.raises(NotImplementedError, match="samples its ROI targets itself"):
+        next(modellib.data_generator(Discs(2), config, detection_targets=True))
+    with pytest.raises(ValueError, match="deprecated flip flag"):
+        next(modellib.data_generator(Discs(2), config, augment=True))
+
+
+def test_no_augmentation_sources_are_left_alone(config):
+    def refuse(image, masks):
+        raise AssertionError("augmented an image of a no-augmentation source")
+
+    seq = MaskRCNNSequence(
+        Discs(2), config, augmentation=refuse, no_augmentation_sources=["shapes"], steps=1
+    )
+    assert seq[0]["input_image"].shape == (2, 64, 64, 3)
+
+
+@pytest.fixture(scope="module")
+def inference(trained):
+    model = modellib.MaskRCNN("inference", tiny_config(), trained["dir"])
+    model.load_weights(model.find_last(), by_name=True)
+    return model
+
+
+def test_get_anchors_normalised_as_matterport(inference):
+    from mammoseg.models.mask_rcnn.anchors import get_anchors
+
+    normalised = inference.get_anchors((64, 64, 3))
+    c = inference.config
+    pixels = get_anchors((64, 64), c.RPN_ANCHOR_SCALES, c.RPN_ANCHOR_RATIOS, c.BACKBONE_STRIDES, 1)
+    np.testing.assert_array_equal(inference.anchors, pixels)
+    # (y1, x1, y2 - 1, x2 - 1) / 63: the first anchor, scale 8 ratio 0.5 at (0, 0)
+    np.testing.assert_allclose(normalised[0] * 63 + [0, 0, 1, 1], pixels[0])
+    assert normalised.shape == (1023, 4)
+
+
+def test_detect_molded_equals_detect_on_unresized_images(inference):
+    data = Discs(2, seed=5)
+    images = [data.load_image(0), data.load_image(1)]
+    found = inference.detect(images)
+    molded, metas, _ = inference.mold_inputs(images)
+    again = inference.detect_molded(molded, metas)
+    assert sum(len(r["scores"]) for r in found) > 0
+    for a, b in zip(found, again):
+        np.testing.assert_array_equal(a["rois"], b["rois"])
+        np.testing.assert_array_equal(a["masks"], b["masks"])
+        np.testing.assert_allclose(a["scores"], b["scores"])
+    with pytest.raises(ValueError, match="BATCH_SIZE=2 images, received 1"):
+        inference.detect_molded(molded[:1], metas[:1])
+
+
+def test_run_graph_returns_named_intermediate_outputs(inference, capsys):
+    data = Discs(2, seed=5)
+    images = [data.load_image(0), data.load_image(1)]
+    found = inference.run_graph(
+        images,
+        [
+            ("proposals", "ROI"),
+            ("detections", inference.keras_model.get_layer("mrcnn_detection")),
+            ("p2", "fpn_p2"),
+            ("c1", "conv1"),
+        ],
+    )
+    assert list(found) == ["proposals", "detections", "p2", "c1"]
+    assert found["proposals"].shape == (2, 100, 4)
+    assert found["detections"].shape == (2, 100, 6)
+    assert found["p2"].shape == (2, 16, 16, 32)
+    assert found["c1"].shape[:3] == (2, 32, 32)
+    assert "proposals" in capsys.readouterr().out  # logged as matterport does
+    molded, metas, _ = inference.mold_inputs(images)
+    out = inference.keras_model.predict_on_batch({"input_image": molded, "input_image_meta": metas})
+    np.testing.assert_allclose(found["detections"], np.asarray(out["detections"]), atol=1e-6)
+
+
+def test_run_graph_errors_name_the_problem(inference):
+    images = [np.zeros((64, 64, 3), np.uint8)] * 2
+    with pytest.raises(ValueError, match="unknown graph output 'fpn_p7'.*did you mean"):
+        inference.run_graph(images, [("x", "fpn_p7")])
+    with pytest.raises(NotImplementedError, match="pass the layer's name instead"):
+        inference.run_graph(images, [("x", np.zeros(3))])
