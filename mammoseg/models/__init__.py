@@ -7,6 +7,7 @@ Every builder is importable by itself (``from mammoseg.models.unet import build_
     >>> models.list_models()  # doctest: +SKIP
     ['feedforward_regressor', 'logistic_regression', 'mask_rcnn', 'shallow_cnn', 'unet', ...]
     >>> unet = models.build_model("unet", input_shape=(64, 64, 1), base_filters=8)  # doctest: +SKIP
+    >>> pretrained = models.build_model("unet", encoder="resnet50")  # doctest: +SKIP
 
 Builder modules are imported on first use, so ``import mammoseg.models`` is cheap and does not
 fail when an optional builder (Mask R-CNN) is absent.
@@ -17,6 +18,7 @@ Modules:
     feedforward  feed-forward regressor of a lesion's circle (IV.B, V.A)
     shallow_cnn  the shallow CNN (IV.C, V.B)
     unet         UNet (IV.D)
+    encoders     keras.applications backbones (ResNet, EfficientNet, ...) as the UNet's encoder
     yaroslav     YaroslavNet patch classifier and the segmenters on it (IV.E)
     weights      Keras 2 HDF5 weight files loaded into Keras 3 models by layer name
     mask_rcnn/   matterport's Mask R-CNN on Keras 3 (IV.F; see its docstring)
@@ -115,26 +117,31 @@ def get_builder(name: str) -> Callable[..., keras.Model]:
     return entry
 
 
-def build_model(name: str, **kwargs: Any) -> keras.Model | MaskRCNN:
+def build_model(architecture: str, /, **options: Any) -> keras.Model | MaskRCNN:
     """Build a registered architecture by name.
 
+    ``architecture`` is positional-only, so every keyword, ``name`` included, reaches the
+    builder: ``build_model("unet", name="my_unet")`` names the model.
+
     Args:
-        name: one of `list_models()`: "logistic_regression" (IV.A), "feedforward_regressor"
-            (IV.B / V.A), "shallow_cnn" (IV.C), "unet" (IV.D), "yaroslav_net" and
-            "yaroslav_segmenter" (IV.E), "mask_rcnn" (IV.F).
-        **kwargs: the builder's keyword arguments.
+        architecture: one of `list_models()`: "logistic_regression" (IV.A),
+            "feedforward_regressor" (IV.B / V.A), "shallow_cnn" (IV.C), "unet" (IV.D; with
+            ``encoder=`` a keras.applications backbone), "yaroslav_net" and "yaroslav_segmenter"
+            (IV.E), "mask_rcnn" (IV.F).
+        **options: the builder's keyword arguments.
 
     Returns:
         The (uncompiled) `keras.Model`, except for "mask_rcnn": matterport's ``MaskRCNN``
         wrapper (not a `keras.Model`), whose Keras model is ``.keras_model``.
 
     Raises:
-        ValueError: unknown name (with the closest match) or an invalid argument.
+        ValueError: unknown architecture (with the closest match) or an invalid argument.
 
     Example:
         >>> model = build_model("unet", input_shape=(64, 64, 1), base_filters=8)  # doctest: +SKIP
+        >>> model = build_model("unet", encoder="efficientnetb0", name="effunet")  # doctest: +SKIP
     """
-    return get_builder(name)(**kwargs)
+    return get_builder(architecture)(**options)
 
 
 _LAZY_ATTRIBUTES = {
@@ -143,6 +150,8 @@ _LAZY_ATTRIBUTES = {
     "build_feedforward_regressor": "mammoseg.models.feedforward",
     "build_shallow_cnn": "mammoseg.models.shallow_cnn",
     "build_unet": "mammoseg.models.unet",
+    "build_encoder_unet": "mammoseg.models.encoders",
+    "list_encoders": "mammoseg.models.encoders",
     "build_yaroslav_net": "mammoseg.models.yaroslav",
     "build_yaroslav_segmenter": "mammoseg.models.yaroslav",
     "load_yaroslav_weights": "mammoseg.models.yaroslav",

@@ -87,10 +87,20 @@ def test_lazy_entries_import_only_when_asked():
 
 
 def test_builders_importable_from_the_package():
-    from mammoseg.models import build_unet, load_weights_by_name
+    from mammoseg.models import build_encoder_unet, build_unet, list_encoders, load_weights_by_name
+    from mammoseg.models.encoders import build_encoder_unet as direct_encoder
     from mammoseg.models.unet import build_unet as direct
 
     assert build_unet is direct and callable(load_weights_by_name)
+    assert build_encoder_unet is direct_encoder and "resnet50" in list_encoders()
     assert models.get_builder("unet") is direct
     with pytest.raises(AttributeError, match="has no attribute 'build_unet2'"):
         models.build_unet2  # noqa: B018
+
+
+def test_name_keyword_reaches_the_builder():
+    # The registry's own argument is positional-only, so `name` is the builder's model name.
+    model = models.build_model("unet", name="x", **TINY["unet"])
+    assert model.name == "x"
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'architecture'"):
+        models.build_model(architecture="unet")

@@ -82,3 +82,21 @@ def test_mixed_bfloat16_keeps_output_float32_and_trains():
 def test_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_unet(**kwargs)
+
+
+def test_encoder_options_need_an_encoder():
+    with pytest.raises(
+        ValueError, match="`encoder_weights` and `encoder_freeze` need an `encoder`"
+    ):
+        build_unet((64, 64, 1), encoder_weights=None)
+    with pytest.raises(ValueError, match="encoder_freeze=True"):
+        build_unet((64, 64, 1), encoder_freeze=True)
+
+
+def test_encoder_hands_over_with_segmentation_models_defaults():
+    model = build_unet((64, 64, 1), encoder="vgg16", encoder_weights=None, name="vgg_unet")
+    assert model.name == "vgg_unet"
+    assert model.get_layer("decoder5_up").filters == 256  # base_filters 16, depth 5
+    assert model.get_layer("decoder1_conv1").filters == 16
+    assert "decoder1_bn1" in {layer.name for layer in model.layers}  # batch norm on
+    assert not any("dropout" in layer.name for layer in model.layers)
