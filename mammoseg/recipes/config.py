@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from mammoseg.checks import check_positive_int
+from mammoseg.checks import check_choice, check_positive_int
 
 RECIPE_FILE = "recipe.json"
 LOSSES = ("dice_bce", "focal_tversky")
@@ -45,7 +45,9 @@ class RecipeConfig:
             centred on a random breast pixel.
         overlap: share of a window shared with its neighbour at inference.
         tta: average the four flips at inference.
-        base_filters, depth: UNet width and depth (batch norm on, dropout off).
+        base_filters, depth: UNet width and depth (batch norm on, dropout off); with an
+            ``encoder``, the decoder's full-resolution width (16: 256-128-64-32-16) and how many
+            of the backbone's five stride-2 stages are used (at most 5).
         loss: "dice_bce" (Dice + BCE) or "focal_tversky".
         learning_rate: Adam's initial rate (cosine decay to 5 % over ``epochs``).
         batch_size, steps_per_epoch, epochs: training budget.
@@ -62,6 +64,10 @@ class RecipeConfig:
         scale_range: (low, high) zoom of training patches, drawn log-uniformly (1, 1: off); a
             small database holds few masses, and seeing each at several sizes covers the
             range of radii better than the training set alone.
+        encoder: None (the plain UNet) or a keras.applications backbone as the UNet's encoder,
+            one of `mammoseg.models.encoders.list_encoders()` ("mobilenetv2", "resnet50", ...).
+        encoder_weights: with an encoder, None (random), "imagenet" (downloaded by Keras) or the
+            path of the backbone's weights file; only training loads them.
 
     Raises:
         ValueError: any value outside its range, naming the field.
@@ -92,6 +98,8 @@ class RecipeConfig:
     crop_margin: float = 0.02
     kinds: tuple[str, ...] = ("mass",)
     scale_range: tuple[float, float] = (0.75, 1.33)
+    encoder: str | None = None
+    encoder_weights: str | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -142,8 +150,35 @@ class RecipeConfig:
             raise ValueError(
                 f"`min_candidate_area` must be >= 1, received {self.min_candidate_area!r}"
             )
+        self._check_encoder()
         object.__setattr__(self, "kinds", tuple(self.kinds))
         object.__setattr__(self, "scale_range", check_scale_range(self.scale_range))
+
+    def _check_encoder(self) -> None:
+        if self.encoder is None:
+            if self.encoder_weights is not None:
+                raise ValueError(
+                    f"`encoder_weights` needs an `encoder`, received encoder=None, "
+                    f"encoder_weights={self.encoder_weights!r}"
+                )
+            return
+        # Imported here: the plain recipe's config stays free of Keras.
+        from mammoseg.models.encoders import MAX_DEPTH, list_encoders
+
+        check_choice("encoder", self.encoder, list_encoders())
+        if self.depth > MAX_DEPTH:
+            raise ValueError(
+                f"`depth` must be at most {MAX_DEPTH} with an encoder, received {self.depth}"
+            )
+        if self.patch_size < 32:
+            raise ValueError(
+                f"`patch_size` must be at least 32 with an encoder, received {self.patch_size}"
+            )
+        if self.encoder_weights is not None and not isinstance(self.encoder_weights, str):
+            raise ValueError(
+                "`encoder_weights` must be None, 'imagenet' or a path (a string), received "
+                f"{self.encoder_weights!r}"
+            )
 
     def scale_for(self, shape: tuple[int, int]) -> float:
         """Resize factor from an original image of ``shape`` to the working resolution."""
