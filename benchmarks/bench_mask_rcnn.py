@@ -57,7 +57,7 @@ def run_one(mode: str, size: int, policy: str, backbone: str, steps: int, warmup
     import numpy as np
 
     from mammoseg.models.mask_rcnn import Dataset, MaskRCNN
-    from mammoseg.models.mask_rcnn.data_generator import MaskRCNNSequence
+    from mammoseg.models.mask_rcnn.model import MaskRCNNSequence
 
     keras.config.set_dtype_policy(policy)
     keras.utils.set_random_seed(0)

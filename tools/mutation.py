@@ -49,6 +49,10 @@ TARGETS: dict[str, list[str]] = {
     "mammoseg/losses.py": ["tests/test_losses.py", "tests/test_losses_over_batch.py"],
     "mammoseg/models/weights.py": ["tests/models/test_weights.py"],
     "mammoseg/models/mask_rcnn/evaluate.py": ["tests/models/mask_rcnn/test_mrcnn_evaluate.py"],
+    "mammoseg/models/mask_rcnn/utils.py": [
+        "tests/models/mask_rcnn/test_mrcnn_utils.py",
+        "tests/models/mask_rcnn/test_mrcnn_evaluate.py",
+    ],
     "mammoseg/data/mias.py": ["tests/data/test_mias.py"],
     "mammoseg/data/records.py": ["tests/data/test_records.py"],
     "mammoseg/data/cache.py": ["tests/data/test_cache.py"],

@@ -23,7 +23,7 @@ import vf_figures  # noqa: E402
 
 from mammoseg import data as mdata  # noqa: E402
 from mammoseg.models.mask_rcnn import RecordDataset, utils  # noqa: E402
-from mammoseg.models.mask_rcnn.data_generator import load_image_gt  # noqa: E402
+from mammoseg.models.mask_rcnn.model import load_image_gt  # noqa: E402
 
 
 def test_paper_mode_loads_1024_and_crops_512_from_2048():
