@@ -321,3 +321,14 @@ def test_load_records_passes_errors_on_to_the_reader(tmp_path):
         assert data.load_records("cbis-ddsm", root, errors="skip") == [second]
     with pytest.raises(ValueError, match=r"`errors` must be one of \('raise', 'skip'\)"):
         data.load_records("cbis-ddsm", root, errors="ignore")
+
+
+def test_a_tiny_lesion_on_the_last_row_or_column_keeps_its_pixel():
+    # The centre pixel is clipped into the image: a centre half a pixel past the last row or
+    # column still marks that row or column (mutation survivor, issue #20).
+    from mammoseg.data.records import draw_circle
+
+    bottom = draw_circle((16, 16), (15.9, 4.0), 0.1)
+    right = draw_circle((16, 16), (4.0, 15.9), 0.1)
+    assert bottom.sum() == 1 and bottom[15, 4]
+    assert right.sum() == 1 and right[4, 15]
