@@ -55,7 +55,7 @@ TARGETS: dict[str, list[str]] = {
     ],
     "mammoseg/data/mias.py": ["tests/data/test_mias.py"],
     "mammoseg/data/records.py": ["tests/data/test_records.py"],
-    "mammoseg/data/cache.py": ["tests/data/test_cache.py"],
+    "mammoseg/data/cache.py": ["tests/data/test_cache.py", "tests/data/test_streaming.py"],
     "mammoseg/recipes/candidates.py": ["tests/recipes/test_candidates.py"],
 }
 

@@ -482,3 +482,46 @@ def test_shard_by_patient_rejects_bad_counts(mias_records):
         shard_by_patient(mias_records, patients + 1)
     with pytest.raises(ValueError, match="`shards` must be a positive integer, received 0"):
         shard_by_patient(mias_records, 0)
+
+
+def test_other_kinds_are_recomputed_from_the_instances_never_the_built_union(
+    tmp_path, cbis_records
+):
+    # Built for masses; asked for calcifications, every mask is the union of that image's
+    # calcification instances (empty on a mass-only image), not the stored mass union.
+    from mammoseg.data.cache import CacheReader
+
+    path = build_cache(cbis_records, tmp_path / "c.h5", size=64, kinds=("mass",))
+    _, built, records = read_cache(path)
+    _, calcs, _ = read_cache(path, kinds=["calcification"])
+    with CacheReader(path, kinds=["calcification"]) as reader:  # the streaming side
+        _, streamed = reader.read_all()
+    np.testing.assert_array_equal(streamed, calcs)
+    mass_only = 0
+    for index, record in enumerate(records):
+        instances = read_instance_masks(path, index)
+        kinds = [lesion.kind for lesion in record.lesions if lesion.has_region]
+        expected = np.zeros((64, 64), np.uint8)
+        for instance, kind in zip(instances, kinds):
+            if kind == "calcification":
+                expected |= instance
+        np.testing.assert_array_equal(calcs[index], expected)
+        mass_only += "calcification" not in kinds and built[index].any()
+    assert mass_only > 0  # the case where serving the built union would be wrong
+
+
+def test_a_lesion_without_coordinates_is_kept_as_it_is(tmp_path, mias_records):
+    # A MIAS line without coordinates (mdb059) has no region: nothing is drawn or measured for
+    # it, and it comes back unchanged beside the drawable lesions.
+    from dataclasses import replace
+
+    from mammoseg.data import Lesion
+
+    record = next(r for r in mias_records if r.lesions)
+    bare = Lesion("mass", "benign", None, None)
+    odd = replace(record, lesions=(bare, *record.lesions))
+    path = build_cache([odd], tmp_path / "c.h5", size=64, kinds=None)
+    _, masks, (back,) = read_cache(path)
+    assert back.lesions[0] == bare
+    assert [les.center for les in back.lesions[1:]] == [les.center for les in record.lesions]
+    assert masks[0].any()
