@@ -491,16 +491,48 @@ class Run:
         return self._splits
 
     def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """Decoded (images (N, H, W, 1) float32, masks (N, H, W, 1) uint8) of a split."""
+        """Decoded (images (N, H, W, 1) float32, masks (N, H, W, 1) uint8) of a split.
+
+        CBIS-DDSM under our protocol comes from the HDF5 preprocessing cache (`cbis_cache`),
+        so its DICOMs are decoded once, not once per run; other data are decoded here.
+        """
         if split not in self._arrays:
-            images, masks = decode_split(
-                self.splits()[split],
-                self.scale.image_size,
-                kinds=self.kinds,
-                protocol=self.args.protocol,
-            )
+            records = self.splits()[split]
+            if self.data_name == "cbis-ddsm" and self.args.protocol == "ours":
+                images, masks = self._cached_split(records)
+            else:
+                images, masks = decode_split(
+                    records, self.scale.image_size, kinds=self.kinds, protocol=self.args.protocol
+                )
             self._arrays[split] = images[..., None], masks[..., None]
         return self._arrays[split]
+
+    def cbis_cache(self) -> Path:
+        """The HDF5 cache of every CBIS-DDSM record at the run's image size, under
+        ``$MAMMOSEG_CACHE`` (default ``~/.cache/mammoseg``): built on first use, reused while
+        its source files are unchanged (`mammoseg.data.cache.build_cache` checks them)."""
+        import hashlib
+
+        from mammoseg.data.cache import build_cache
+
+        root = Path(os.environ.get("MAMMOSEG_CACHE", Path.home() / ".cache" / "mammoseg"))
+        key = hashlib.sha1(str(Path(self.data_path).resolve()).encode()).hexdigest()[:12]
+        size = self.scale.image_size
+        path = root / f"cbis-ddsm-{key}-{size}.h5"
+        # "stretch", as the records' own resize: the cache serves the same frame.
+        return build_cache(
+            self.load_records(), path, size=size, resize="stretch", kinds=None, progress=False
+        )
+
+    def _cached_split(self, records: list[mdata.Record]) -> tuple[np.ndarray, np.ndarray]:
+        from mammoseg.data.cache import read_cache
+
+        if not hasattr(self, "_cbis_cached"):
+            images, masks, cached = read_cache(self.cbis_cache(), kinds=self.kinds)
+            self._cbis_cached = ({r.image_id: i for i, r in enumerate(cached)}, images, masks)
+        index, images, masks = self._cbis_cached
+        pick = [index[record.image_id] for record in records]
+        return images[pick], masks[pick]
 
     @property
     def split_seed(self) -> int:
