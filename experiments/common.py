@@ -352,6 +352,24 @@ def _pid_alive(pid) -> bool:
     return True
 
 
+def paper_settings_paragraph(used: list[str], not_used: list[str]) -> str:
+    """The report paragraph naming the paper's settings a run used and those it could not.
+
+    Example:
+        >>> print(paper_settings_paragraph(["batch 1"], ["2048² images"]))
+        **The paper's settings used:** batch 1.
+        <BLANKLINE>
+        **Not used (could not, or not here):** 2048² images.
+    """
+    return (
+        "**The paper's settings used:** "
+        + "; ".join(used)
+        + ".\n\n**Not used (could not, or not here):** "
+        + "; ".join(not_used)
+        + "."
+    )
+
+
 def parse_set(items: list[str], known: Collection[str]) -> dict:
     """`mammoseg.cli.parse_set` for a script: a bad item ends it with the message.
 

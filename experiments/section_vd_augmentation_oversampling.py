@@ -127,13 +127,7 @@ def settings_note(run: common.Run, schedule: Schedule, max_steps: int | None) ->
     )
     if run.data_name != "mias":
         not_used.append(f"MIAS images ({run.data_name} here): the subset is not their 32 images")
-    return (
-        "**The paper's settings used:** "
-        + "; ".join(used)
-        + ".\n\n**Not used (could not, or not here):** "
-        + "; ".join(not_used)
-        + "."
-    )
+    return common.paper_settings_paragraph(used, not_used)
 
 
 def main(argv=None) -> None:

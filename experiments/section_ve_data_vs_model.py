@@ -211,13 +211,7 @@ def settings_note(run: common.Run, weights: str | None, max_steps: int | None) -
     )
     if max_steps is not None:
         not_used.append(f"the full schedule: one epoch of {max_steps} step(s) (--max-steps)")
-    return (
-        "**The paper's settings used:** "
-        + "; ".join(used)
-        + ".\n\n**Not used (could not, or not here):** "
-        + "; ".join(not_used)
-        + "."
-    )
+    return common.paper_settings_paragraph(used, not_used)
 
 
 if __name__ == "__main__":

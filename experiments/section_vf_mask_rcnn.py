@@ -543,13 +543,7 @@ def settings_note(mode: Mode, starts: list, max_steps: int | None) -> str:
         "the authors' data (CBIS-DDSM/MIAS as they prepared it) unless --data names it, and "
         "their validation images"
     )
-    return (
-        "**The paper's settings used:** "
-        + "; ".join(used)
-        + ".\n\n**Not used (could not, or not here):** "
-        + "; ".join(not_used)
-        + "."
-    )
+    return common.paper_settings_paragraph(used, not_used)
 
 
 if __name__ == "__main__":

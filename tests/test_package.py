@@ -77,3 +77,15 @@ def test_without_mammoseg_the_classes_are_unknown(saved_model):
 
 def test_version_is_a_string():
     assert isinstance(mammoseg.__version__, str) and mammoseg.__version__.count(".") == 2
+
+
+def test_the_lazy_keras_metric_names_are_keras_metrics_all():
+    # mammoseg.metrics lists them without importing keras_metrics (no TensorFlow): the two
+    # lists must not drift apart.
+    from mammoseg import metrics
+    from mammoseg.metrics import keras_metrics
+
+    assert sorted(metrics._KERAS_METRICS) == sorted(keras_metrics.__all__)
+    assert all(
+        getattr(metrics, name) is getattr(keras_metrics, name) for name in metrics._KERAS_METRICS
+    )
