@@ -311,6 +311,8 @@ def _claim_run_folder(folder: Path, settings: dict) -> None:
     from mammoseg.training import save_json
 
     if folder.is_dir() and any(folder.iterdir()):
+        if not (folder / RUN_MARKER).is_file():  # never a folder this program did not make
+            raise RuntimeError(f"{folder}: not a mammoseg run folder (no {RUN_MARKER})")
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_json(folder / RUN_MARKER, settings)
