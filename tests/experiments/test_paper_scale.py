@@ -2,7 +2,8 @@
 excerpt of real-format data (14 mias-dev images at 1024², seven patients, each with a lesion):
 the models are the paper's, and the child's peak memory fits a 24 GB machine. To stay within
 CI's budget each section runs the sub-run that is the paper's configuration (`--sub-runs`);
-the others share its code path at a different loss or augmentation.
+the others share its code path at a different loss or augmentation. CBIS-DDSM runs once at
+paper scale too, on phantom DICOMs at the real 4,000-pixel scale read through the HDF5 cache.
 
 Each script runs in its own process through a wrapper that prints the process's peak resident
 memory (`resource.getrusage`) when it ends; the peaks and sub-run times are printed (run with
@@ -35,6 +36,13 @@ YAROSLAV_TRANSFER_PARAMS = YAROSLAV_PARAMS - 2_565 + 5_130 + 11_534_336 + 2
 
 WRAPPER = """
 import os, resource, runpy, sys
+if os.environ.get("NO_RUN_DECODING"):  # images must come from the HDF5 cache
+    import mammoseg.data.pipeline as pipeline
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("the run decoded images itself instead of reading the cache")
+
+    pipeline.decode_records = refuse
 script = sys.argv[1]
 sys.argv = sys.argv[1:]
 sys.path.insert(0, os.path.dirname(script))  # as `python script.py` would
@@ -45,15 +53,14 @@ finally:
     print(f"PEAK_RSS_MB={peak_kb / 1024:.0f}", file=sys.stderr, flush=True)
 """
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not MIAS_DEV.is_dir(), reason=f"mias-dev excerpt absent: {MIAS_DEV}"),
-]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def tiny_mias(tmp_path_factory) -> Path:
     """A MIAS folder of the PICK images: Info.txt header and their lines, PGMs linked."""
+    if not MIAS_DEV.is_dir():
+        pytest.skip(f"mias-dev excerpt absent: {MIAS_DEV}")
     folder = tmp_path_factory.mktemp("mias_tiny")
     lines = (MIAS_DEV / "Info.txt").read_text(errors="replace").splitlines(keepends=True)
     kept = [line for line in lines if not line.startswith("mdb") or line[:6] in PICK]
@@ -63,9 +70,13 @@ def tiny_mias(tmp_path_factory) -> Path:
     return folder
 
 
-def run_paper_scale(script: str, out: Path, data: Path, *extra: str) -> float:
-    """Run ``script --paper-scale --max-steps 1`` on ``data``; returns the peak RSS in GB."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+def run_paper_scale(
+    script: str, out: Path, data: Path | str, *extra: str, env: dict | None = None
+) -> float:
+    """Run ``script --paper-scale --max-steps 1`` on ``data`` (a MIAS folder or a ``--data``
+    value); returns the peak RSS in GB."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    data = data if isinstance(data, str) else f"mias:{data}"
     done = subprocess.run(
         [
             sys.executable,
@@ -74,7 +85,7 @@ def run_paper_scale(script: str, out: Path, data: Path, *extra: str) -> float:
             str(EXPERIMENTS / script),
             "--paper-scale",
             "--max-steps=1",
-            f"--data=mias:{data}",
+            f"--data={data}",
             f"--output-dir={out}",
             *extra,
         ],
@@ -187,4 +198,29 @@ def test_vf_paper_scale_is_resnet50_on_512_crops_of_2048_images(tiny_mias, tmp_p
     assert (config["IMAGE_MIN_DIM"], config["IMAGE_MIN_SCALE"]) == (512, 2.0)  # 1024² × 2, 512²
     assert config["IMAGE_SHAPE"] == [512, 512, 3] and config["IMAGES_PER_GPU"] == 6
     assert result["val_images"] == 1 and result["val_images_with_truth"] == 1
+    assert peak < LIMIT_GB
+
+
+def test_vc_paper_scale_on_full_size_cbis_dicoms_trains_from_the_hdf5_cache(tmp_path):
+    """Phantom CBIS-DDSM DICOMs at the real scale (4,000-pixel long side), four patients:
+    the paper's UNet at 1024² trains on images read from the cache built at 1024², and the
+    run itself decodes nothing (its decoder is replaced by one that raises)."""
+    from mammoseg.data.phantom_cbis import write_cbis_phantom
+
+    root = write_cbis_phantom(tmp_path / "cbis", 16, seed=0, progress=False)
+    cache = tmp_path / "cache"
+    out = tmp_path / "vc_cbis"
+    peak = run_paper_scale(
+        "section_vc_weighted_loss.py",
+        out,
+        f"cbis-ddsm:{root}",
+        "--sub-runs",
+        "wbce_1_10",
+        env={"MAMMOSEG_CACHE": str(cache), "NO_RUN_DECODING": "1"},
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["setup"]["scale"]["image_size"] == 1024
+    _ok(metrics["runs"], ["wbce_1_10"])
+    assert _params(out / "wbce_1_10") == UNET_PARAMS
+    assert [p.name[-8:] for p in cache.glob("cbis-ddsm-*.h5")] == ["-1024.h5"]
     assert peak < LIMIT_GB
