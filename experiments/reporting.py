@@ -131,13 +131,13 @@ def segmentation_metrics(probabilities: np.ndarray, masks: np.ndarray, threshold
     pred = np.asarray(probabilities).reshape(len(probabilities), *masks.shape[1:3]) >= threshold
     truth = np.asarray(masks).reshape(pred.shape) > 0
     has_lesion = truth.reshape(len(truth), -1).any(axis=1)
-    dice = metrics.dice_per_image(pred, truth)
+    dice = metrics.dice_per_image(truth, pred)
     return {
-        "mean_iou_both_classes": float(metrics.mean_iou_both_classes(pred, truth)),
-        "foreground_iou": float(metrics.foreground_iou(pred, truth)),
+        "mean_iou_both_classes": float(metrics.mean_iou_both_classes(truth, pred)),
+        "foreground_iou": float(metrics.foreground_iou(truth, pred)),
         "dice_per_image_mean": float(np.mean(dice[has_lesion])) if has_lesion.any() else None,
-        "dice_pooled": float(metrics.dice_pooled(pred, truth)),
-        "empty_prediction_rate": float(metrics.empty_prediction_rate(pred, truth)),
+        "dice_pooled": float(metrics.dice_pooled(truth, pred)),
+        "empty_prediction_rate": float(metrics.empty_prediction_rate(truth, pred)),
         "predicted_positive_share": float(pred.mean()),
         "n_images": int(len(pred)),
     }

@@ -20,7 +20,7 @@ NAN = float("nan")
 
 
 def test_confusion_counts_hand_computed():
-    c = M.confusion_counts(PREDS, TRUTHS)
+    c = M.confusion_counts(TRUTHS, PREDS)
     np.testing.assert_array_equal(c.tp, [2, 0, 0, 0])
     np.testing.assert_array_equal(c.fp, [2, 0, 0, 1])
     np.testing.assert_array_equal(c.fn, [1, 0, 1, 0])
@@ -28,59 +28,61 @@ def test_confusion_counts_hand_computed():
 
 
 def test_dice_per_image_pooled_and_mean():
-    np.testing.assert_allclose(M.dice_per_image(PREDS, TRUTHS), [4 / 7, NAN, 0, NAN])
+    np.testing.assert_allclose(M.dice_per_image(TRUTHS, PREDS), [4 / 7, NAN, 0, NAN])
     np.testing.assert_allclose(
-        M.dice_per_image(PREDS, TRUTHS, ignore_empty=False), [4 / 7, 1, 0, 0]
+        M.dice_per_image(TRUTHS, PREDS, ignore_empty=False), [4 / 7, 1, 0, 0]
     )
     # pooled: TP 2, FP 3, FN 2 -> 4 / 9
-    assert M.dice_pooled(PREDS, TRUTHS) == pytest.approx(4 / 9)
-    assert M.dice_score(PREDS, TRUTHS, reduction="mean") == pytest.approx(2 / 7)
+    assert M.dice_pooled(TRUTHS, PREDS) == pytest.approx(4 / 9)
+    assert M.dice_score(TRUTHS, PREDS, reduction="mean") == pytest.approx(2 / 7)
     assert math.isnan(M.dice_pooled(ZERO, ZERO))
 
 
 def test_foreground_iou_and_mean_iou_both_classes():
     np.testing.assert_allclose(
-        M.foreground_iou(PREDS, TRUTHS, reduction="per_image"), [2 / 5, NAN, 0, NAN]
+        M.foreground_iou(TRUTHS, PREDS, reduction="per_image"), [2 / 5, NAN, 0, NAN]
     )
-    assert M.foreground_iou(PREDS, TRUTHS) == pytest.approx(2 / 7)
-    per_image = M.mean_iou_both_classes(PREDS, TRUTHS, reduction="per_image")
+    assert M.foreground_iou(TRUTHS, PREDS) == pytest.approx(2 / 7)
+    per_image = M.mean_iou_both_classes(TRUTHS, PREDS, reduction="per_image")
     np.testing.assert_allclose(per_image, [(2 / 5 + 4 / 7) / 2, 1.0, 4 / 9, 4 / 9])
     # pooled: tumour IoU 2/7, background IoU 29/34
-    assert M.mean_iou_both_classes(PREDS, TRUTHS) == pytest.approx((2 / 7 + 29 / 34) / 2)
+    assert M.mean_iou_both_classes(TRUTHS, PREDS) == pytest.approx((2 / 7 + 29 / 34) / 2)
     # The paper's trap: predicting nothing on a 1%-lesion image scores about 0.5.
     truth = np.zeros((10, 10), int)
     truth[0, 0] = 1
-    assert M.mean_iou_both_classes(np.zeros((10, 10)), truth) == pytest.approx(99 / 100 / 2)
+    assert M.mean_iou_both_classes(truth, np.zeros((10, 10))) == pytest.approx(99 / 100 / 2)
 
 
 def test_sensitivity_specificity_and_empty_rate():
     np.testing.assert_allclose(
-        M.sensitivity(PREDS, TRUTHS, reduction="per_image"), [2 / 3, NAN, 0, NAN]
+        M.sensitivity(TRUTHS, PREDS, reduction="per_image"), [2 / 3, NAN, 0, NAN]
     )
-    assert M.sensitivity(PREDS, TRUTHS) == pytest.approx(2 / 4)
+    assert M.sensitivity(TRUTHS, PREDS) == pytest.approx(2 / 4)
     np.testing.assert_allclose(
-        M.specificity(PREDS, TRUTHS, reduction="per_image"), [4 / 6, 1, 1, 8 / 9]
+        M.specificity(TRUTHS, PREDS, reduction="per_image"), [4 / 6, 1, 1, 8 / 9]
     )
-    assert M.specificity(PREDS, TRUTHS) == pytest.approx(29 / 32)
-    assert M.empty_prediction_rate(PREDS, TRUTHS) == 0.5  # of A and C, C is empty
+    assert M.specificity(TRUTHS, PREDS) == pytest.approx(29 / 32)
+    assert M.empty_prediction_rate(TRUTHS, PREDS) == 0.5  # of A and C, C is empty
     assert math.isnan(M.empty_prediction_rate(ZERO, ZERO))
 
 
 def test_probabilities_threshold_and_lists_of_sizes():
     probs = [PRED_A * 0.6, np.full((2, 4, 1), 0.4)]
     truths = [TRUTH_A, np.ones((2, 4))]
-    np.testing.assert_allclose(M.dice_per_image(probs, truths), [4 / 7, 0.0])
-    np.testing.assert_allclose(M.dice_per_image(probs, truths, threshold=0.3), [4 / 7, 1.0])
+    np.testing.assert_allclose(M.dice_per_image(truths, probs), [4 / 7, 0.0])
+    np.testing.assert_allclose(M.dice_per_image(truths, probs, threshold=0.3), [4 / 7, 1.0])
 
 
 def test_overlap_metric_errors():
     with pytest.raises(ValueError, match="`reduction` must be one of .*received 'sum'"):
-        M.dice_score(PREDS, TRUTHS, reduction="sum")
-    with pytest.raises(ValueError, match="got 4 predictions but 1 truth masks"):
-        M.dice_score(PREDS, TRUTH_A)
-    with pytest.raises(ValueError, match=r"image 0: prediction shape \(3, 3\) != truth \(2, 2\)"):
-        M.dice_score(PRED_A, np.zeros((2, 2)))
-    with pytest.raises(ValueError, match="masks must be .* received shape"):
+        M.dice_score(TRUTHS, PREDS, reduction="sum")
+    with pytest.raises(ValueError, match="same number of masks, received 1 and 4"):
+        M.dice_score(TRUTH_A, PREDS)
+    with pytest.raises(
+        ValueError, match=r"image 0: `y_true` has shape \(2, 2\) but `y_pred` \(3, 3\)"
+    ):
+        M.dice_score(np.zeros((2, 2)), PRED_A)
+    with pytest.raises(ValueError, match=r"`y_true` must be \(H, W\), .* received shape"):
         M.dice_score(np.zeros((1, 2, 2, 3)), np.zeros((1, 2, 2, 3)))
 
 
@@ -115,13 +117,13 @@ def _detection_case():
 
 def test_match_lesions_circle_and_mask():
     probs, truths = _detection_case()
-    m1 = M.match_lesions(probs[0], truths[0])
+    m1 = M.match_lesions(truths[0], probs[0])
     np.testing.assert_array_equal(m1.hit_scores, [0.9])
     np.testing.assert_array_equal(m1.false_positive_scores, [0.7])
-    m2 = M.match_lesions(probs[1], truths[1], threshold=0.25)
+    m2 = M.match_lesions(truths[1], probs[1], threshold=0.25)
     np.testing.assert_array_equal(m2.hit_scores, [0.6])
     np.testing.assert_array_equal(sorted(m2.false_positive_scores), [0.3, 0.8])
-    m3 = M.match_lesions(probs[2], None)
+    m3 = M.match_lesions(None, probs[2])
     assert m3.hit_scores.size == 0 and list(m3.false_positive_scores) == [0.95]
 
 
@@ -130,7 +132,7 @@ def test_match_lesions_several_regions_on_one_lesion_and_missed():
     prob = np.zeros((20, 20))
     prob[8, 8] = 0.5
     prob[12, 12] = 0.7
-    m = M.match_lesions(prob, truth)
+    m = M.match_lesions(truth, prob)
     np.testing.assert_array_equal(m.hit_scores, [0.7, NAN])
     np.testing.assert_array_equal(m.hits, [True, False])
     assert m.false_positive_scores.size == 0  # the second region is not a false positive
@@ -139,29 +141,29 @@ def test_match_lesions_several_regions_on_one_lesion_and_missed():
 def test_froc_hand_computed():
     probs, truths = _detection_case()
     # Lesions: 0.9, 0.6. False positives: 0.95, 0.8, 0.7, 0.3 over 3 images.
-    fppi, sens, thresholds = M.froc_curve(probs, truths, threshold=0.25)
+    fppi, sens, thresholds = M.froc_curve(truths, probs, threshold=0.25)
     np.testing.assert_allclose(thresholds, [0.95, 0.9, 0.8, 0.7, 0.6, 0.3])
     np.testing.assert_allclose(fppi, [1 / 3, 1 / 3, 2 / 3, 1, 1, 4 / 3])
     np.testing.assert_allclose(sens, [0, 0.5, 0.5, 0.5, 1, 1])
-    got = M.froc(probs, truths, threshold=0.25)
+    got = M.froc(truths, probs, threshold=0.25)
     assert got == {0.25: 0.0, 0.5: 0.5, 1.0: 1.0, 2.0: 1.0, 4.0: 1.0, 8.0: 1.0}
-    assert M.lesion_sensitivity_at_fppi(probs, truths, fppi=0.5, threshold=0.25) == 0.5
+    assert M.lesion_sensitivity_at_fppi(truths, probs, fppi=0.5, threshold=0.25) == 0.5
     # Scored regions work as candidates too.
     regions = [M.regions_from_probability(p, 0.25) for p in probs]
-    assert M.froc(regions, truths) == got
+    assert M.froc(truths, regions) == got
 
 
 def test_froc_without_lesions_is_nan_and_errors():
-    no_lesion = M.froc([np.zeros((4, 4))], [None])
+    no_lesion = M.froc([None], [np.zeros((4, 4))])
     assert list(no_lesion) == list(M.FROC_FP_RATES)
     assert all(math.isnan(v) for v in no_lesion.values())
-    assert M.froc([np.zeros((4, 4))], [[Lesion("mass", center=(1.0, 1.0), radius=1.0)]])[8.0] == 0
-    with pytest.raises(ValueError, match="need one truth per image: 2 candidate lists, 1 truths"):
-        M.froc([np.zeros((4, 4))] * 2, [None])
+    assert M.froc([[Lesion("mass", center=(1.0, 1.0), radius=1.0)]], [np.zeros((4, 4))])[8.0] == 0
+    with pytest.raises(ValueError, match="one entry per image, .* received 1 and 2"):
+        M.froc([None], [np.zeros((4, 4))] * 2)
     with pytest.raises(ValueError, match="has no center/radius: pass its mask instead"):
-        M.match_lesions(np.zeros((4, 4)), [Lesion("mass")])
+        M.match_lesions([Lesion("mass")], np.zeros((4, 4)))
     with pytest.raises(TypeError, match="truth lesions must be Lesion or mask arrays"):
-        M.match_lesions(np.zeros((4, 4)), [(1, 1)])
+        M.match_lesions([(1, 1)], np.zeros((4, 4)))
 
 
 KERAS_EXPECTED = {

@@ -1,8 +1,14 @@
 """Segmentation and lesion-detection metrics on binary masks, and Keras metrics for training.
 
+Every metric of a truth and a prediction takes the truth first, ``(y_true, y_pred, ...)``, the
+order of Keras and scikit-learn, and the two names work as keywords (``sensitivity(y_true=truth,
+y_pred=pred)``). The order matters: swapped, sensitivity becomes precision, specificity the
+negative predictive value, and the empty-prediction rate the share of non-empty predictions on
+lesion-free images.
+
 Masks: one mask (H, W), a batch (N, H, W) or (N, H, W, 1), or a list of masks of any sizes.
-Predictions are binarised with ``pred >= threshold`` (probabilities or 0/1 masks), truths with
-``truth > 0``. Every overlap metric takes ``reduction``:
+Predictions are binarised with ``y_pred >= threshold`` (probabilities or 0/1 masks), truths
+with ``y_true > 0``. Every overlap metric takes ``reduction``:
 
 - ``"pooled"``: sum the pixel counts over all images, then compute one number (what TF1's
   ``tf.metrics.mean_iou``, the paper's metric, did over an epoch);
@@ -20,14 +26,25 @@ images with a lesion whose prediction is empty: the paper's "predicts only zeros
 
 Lesion detection: `regions_from_probability` turns a probability map into scored connected
 regions, `match_lesions` marks hits (a region overlapping a lesion's mask, or whose centroid
-falls inside a lesion's circle) and false positives, `froc` gives the sensitivity at 0.25, 0.5, 1,
-2, 4 and 8 false positives per image.
+falls inside a lesion's circle; with ``min_iou``, a region whose IoU with a lesion's mask
+reaches it) and false positives, `froc` gives the sensitivity at 0.25, 0.5, 1, 2, 4 and 8 false
+positives per image. `froc` is the one FROC of mammoseg: the recipe's candidates and Mask
+R-CNN's detections (``mask_rcnn.evaluate.froc_inputs``) both go through it.
+
+Uncertainty: `bootstrap_interval` resamples patients with replacement and gives the percentile
+interval of any pooled statistic (a FROC point, Dice per mass image) over those resamples.
 
 Layout: `overlap` (pixel counts and overlap metrics), `detection` (regions, lesion matching,
-FROC), `keras_metrics` (the Keras `Metric` wrappers); every name is offered here. The Keras
-metrics load on first use: the NumPy metrics import without TensorFlow.
+FROC), `bootstrap` (intervals over patients), `keras_metrics` (the Keras `Metric` wrappers);
+every name is offered here. The Keras metrics load on first use: the NumPy metrics import
+without TensorFlow.
 """
 
+from mammoseg.metrics.bootstrap import (
+    BootstrapInterval,
+    bootstrap_interval,
+    resample_patients,
+)
 from mammoseg.metrics.detection import (
     FROC_FP_RATES,
     FROC_METHODS,
@@ -79,6 +96,7 @@ def __getattr__(attribute: str):
 
 __all__ = [
     "AuthorsMeanIoU",
+    "BootstrapInterval",
     "FROC_FP_RATES",
     "FROC_METHODS",
     "REDUCTIONS",
@@ -91,6 +109,7 @@ __all__ = [
     "PixelSensitivity",
     "PixelSpecificity",
     "Region",
+    "bootstrap_interval",
     "confusion_counts",
     "dice_from_counts",
     "dice_per_image",
@@ -106,6 +125,7 @@ __all__ = [
     "match_lesions",
     "mean_iou_both_classes",
     "regions_from_probability",
+    "resample_patients",
     "sensitivity_at_rates",
     "sensitivity",
     "specificity",

@@ -4,7 +4,11 @@ lesions of an image, and the free-response ROC (FROC).
 `regions_from_probability` turns a probability map into scored connected regions, `match_lesions`
 marks hits (a region overlapping a lesion's mask, or whose centroid falls inside a lesion's circle)
 and false positives, `froc` gives the sensitivity at 0.25, 0.5, 1, 2, 4 and 8 false positives per
-image.
+image. Truth first, as in Keras: ``froc(y_true, y_pred)``, ``match_lesions(y_true, y_pred)``.
+
+What a hit is: a region sharing a pixel with a lesion's mask, or whose centroid lies in a
+lesion's circle; with ``min_iou``, a region whose IoU with a lesion's mask is at least
+``min_iou`` (Mask R-CNN's detections are scored at ``min_iou=0.5``, the usual detection rule).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 from scipy import ndimage
 from skimage import measure
 
-from mammoseg.checks import check_choice
+from mammoseg.checks import check_choice, check_fraction
 from mammoseg.data.records import Lesion
 
 FROC_FP_RATES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -87,66 +91,121 @@ class LesionMatch:
         return ~np.isnan(self.hit_scores)
 
 
-def _truth_items(truth: Any) -> list[Lesion | np.ndarray]:
-    if truth is None:
+_SWAPPED = "; the truth comes first: match_lesions(y_true, y_pred), froc(y_true, y_pred)"
+
+
+def _check_min_iou(min_iou: Any) -> float | None:
+    if min_iou is None:
+        return None
+    value = check_fraction("min_iou", min_iou, allow_one=True)
+    if value == 0:  # every region would hit every lesion
+        raise ValueError(f"`min_iou` must be above 0 (None: a shared pixel), received {min_iou!r}")
+    return value
+
+
+def _truth_items(y_true: Any, min_iou: float | None) -> list[Lesion | np.ndarray]:
+    """The lesions of one image: circle `Lesion`s, and masks as 2-D boolean arrays."""
+    if y_true is None:
         return []
-    if isinstance(truth, np.ndarray) and truth.ndim >= 2:
-        labels, count = ndimage.label(np.squeeze(truth) > 0, structure=np.ones((3, 3)))
+    if isinstance(y_true, np.ndarray) and y_true.ndim >= 2:
+        labels, count = ndimage.label(np.squeeze(y_true) > 0, structure=np.ones((3, 3)))
         return [labels == k for k in range(1, count + 1)]
-    items = list(truth)
+    items = list(y_true)
     for item in items:
+        if isinstance(item, Lesion) and min_iou is not None:
+            raise ValueError(
+                f"`min_iou` needs each lesion's mask, received the circle lesion {item!r}"
+            )
         if isinstance(item, Lesion) and (item.center is None or item.radius is None):
             raise ValueError(f"lesion {item!r} has no center/radius: pass its mask instead")
+        if isinstance(item, Region):
+            raise TypeError(
+                "truth lesions must be Lesion or mask arrays, received a Region (score "
+                f"{item.score}, area {item.area}){_SWAPPED}"
+            )
         if not isinstance(item, Lesion | np.ndarray):
             raise TypeError(f"truth lesions must be Lesion or mask arrays, received {item!r}")
-    return items
+    return [item if isinstance(item, Lesion) else np.squeeze(item) > 0 for item in items]
 
 
-def _hits(region: Region, item: Lesion | np.ndarray) -> bool:
+def _regions(y_pred: Any, threshold: float) -> list[Region]:
+    """The scored regions of one image: ``y_pred``'s own, or those of its probability map."""
+    if isinstance(y_pred, np.ndarray):
+        return regions_from_probability(y_pred, threshold)
+    regions = list(y_pred)
+    for region in regions:
+        # A truth lesion among the regions: the arguments were given prediction first.
+        if isinstance(region, Lesion | np.ndarray):
+            found = (
+                f"an array of shape {region.shape}"
+                if isinstance(region, np.ndarray)
+                else repr(region)
+            )
+            raise TypeError(
+                "`y_pred` must be a probability map or a list of Region, received a list "
+                f"holding {found}{_SWAPPED}"
+            )
+    return regions
+
+
+def _hits(region: Region, item: Lesion | np.ndarray, area: int, min_iou: float | None) -> bool:
+    """Whether ``region`` hits the lesion ``item`` (a circle, or a boolean mask of ``area``)."""
     if isinstance(item, Lesion):
         d_row, d_col = region.centroid[0] - item.center[0], region.centroid[1] - item.center[1]
         return d_row * d_row + d_col * d_col <= item.radius * item.radius
-    mask = np.squeeze(item) > 0
-    inside = (region.coords[:, 0] < mask.shape[0]) & (region.coords[:, 1] < mask.shape[1])
-    return bool(mask[region.coords[inside, 0], region.coords[inside, 1]].any())
+    inside = (region.coords[:, 0] < item.shape[0]) & (region.coords[:, 1] < item.shape[1])
+    shared = np.count_nonzero(item[region.coords[inside, 0], region.coords[inside, 1]])
+    if min_iou is None:
+        return shared > 0
+    union = region.area + area - shared
+    return union > 0 and shared / union >= min_iou
 
 
-def match_lesions(candidates: Any, truth: Any, threshold: float = 0.5) -> LesionMatch:
+def match_lesions(
+    y_true: Any, y_pred: Any, threshold: float = 0.5, *, min_iou: float | None = None
+) -> LesionMatch:
     """Match predicted regions to the truth lesions of one image.
 
-    A region hits a lesion given as a mask if they share a pixel, and a lesion given as a
-    circle (a `Lesion` with center and radius) if its centroid lies inside the circle. A lesion
-    hit by several regions counts once (best score); those regions are not false positives.
+    A region hits a lesion given as a mask if they share a pixel (with ``min_iou``: if their
+    IoU is at least ``min_iou``), and a lesion given as a circle (a `Lesion` with center and
+    radius) if its centroid lies inside the circle. A lesion hit by several regions counts once
+    (best score); those regions are not false positives.
 
     Args:
-        candidates: a list of `Region`, or a probability map / binary mask (H, W) turned into
+        y_true: the truth lesions: a binary mask (each connected component is one lesion), a
+            list of `Lesion` and/or per-lesion masks, or None / [] for a normal image.
+        y_pred: a list of `Region`, or a probability map / binary mask (H, W) turned into
             regions with `regions_from_probability` at ``threshold``.
-        truth: a binary mask (each connected component is one lesion), a list of `Lesion`
-            and/or per-lesion masks, or None / [] for a normal image.
-        threshold: used only when ``candidates`` is an array.
+        threshold: used only when ``y_pred`` is an array.
+        min_iou: None: a shared pixel is a hit; a number in (0, 1]: a region hits a lesion's
+            mask when their IoU reaches it (lesions must then be masks, not circles).
 
     Returns:
         A `LesionMatch`.
 
     Raises:
-        ValueError: a `Lesion` without center or radius.
+        ValueError: a `Lesion` without center or radius, a circle `Lesion` with ``min_iou``,
+            or ``min_iou`` outside (0, 1].
+        TypeError: a truth lesion that is no `Lesion` or mask, or a `Lesion` or mask among the
+            regions of ``y_pred`` (the message says when the arguments look swapped).
 
     Example:
         >>> truth = [Lesion("mass", center=(5.0, 5.0), radius=3.0)]
         >>> prob = np.zeros((20, 20)); prob[4:7, 4:7] = 0.9; prob[15, 15] = 0.7
-        >>> m = match_lesions(prob, truth)
+        >>> m = match_lesions(truth, prob)
         >>> m.hit_scores, m.false_positive_scores
         (array([0.9]), array([0.7]))
     """
-    if isinstance(candidates, np.ndarray):
-        candidates = regions_from_probability(candidates, threshold)
-    items = _truth_items(truth)
+    min_iou = _check_min_iou(min_iou)
+    items = _truth_items(y_true, min_iou)
+    regions = _regions(y_pred, threshold)
+    areas = [0 if isinstance(item, Lesion) else np.count_nonzero(item) for item in items]
     hit_scores = np.full(len(items), np.nan)
     false_positives = []
-    for region in candidates:
+    for region in regions:
         hit_any = False
         for k, item in enumerate(items):
-            if _hits(region, item):
+            if _hits(region, item, areas[k], min_iou):
                 hit_any = True
                 hit_scores[k] = np.fmax(hit_scores[k], region.score)
         if not hit_any:
@@ -155,14 +214,19 @@ def match_lesions(candidates: Any, truth: Any, threshold: float = 0.5) -> Lesion
 
 
 def froc_curve(
-    per_image_candidates: Sequence[Any], per_image_truth: Sequence[Any], threshold: float = 0.5
+    y_true: Sequence[Any],
+    y_pred: Sequence[Any],
+    threshold: float = 0.5,
+    *,
+    min_iou: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Free-response ROC: (false positives per image, lesion sensitivity, score thresholds).
 
     Args:
-        per_image_candidates: per image, what `match_lesions` accepts as ``candidates``.
-        per_image_truth: per image, what `match_lesions` accepts as ``truth``.
-        threshold: region threshold for array candidates.
+        y_true: per image, what `match_lesions` accepts as ``y_true``.
+        y_pred: per image, what `match_lesions` accepts as ``y_pred``.
+        threshold: region threshold for array predictions.
+        min_iou: the hit rule, as in `match_lesions`.
 
     Returns:
         Three arrays, one entry per distinct score, thresholds decreasing.
@@ -170,21 +234,20 @@ def froc_curve(
     Raises:
         ValueError: the two sequences differ in length or are empty.
     """
-    return froc_from_scores(*_pooled_scores(per_image_candidates, per_image_truth, threshold))
+    return froc_from_scores(*_pooled_scores(y_true, y_pred, threshold, min_iou))
 
 
 def _pooled_scores(
-    per_image_candidates: Sequence[Any], per_image_truth: Sequence[Any], threshold: float
+    y_true: Sequence[Any], y_pred: Sequence[Any], threshold: float, min_iou: float | None
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(hit score of every lesion, score of every false positive, number of images)."""
-    if len(per_image_candidates) != len(per_image_truth) or not len(per_image_truth):
+    if len(y_true) != len(y_pred) or not len(y_true):
         raise ValueError(
-            f"need one truth per image: {len(per_image_candidates)} candidate lists, "
-            f"{len(per_image_truth)} truths"
+            "`y_true` and `y_pred` must hold one entry per image, the same number and at "
+            f"least one, received {len(y_true)} and {len(y_pred)}"
         )
-    matches = [
-        match_lesions(c, t, threshold) for c, t in zip(per_image_candidates, per_image_truth)
-    ]
+    min_iou = _check_min_iou(min_iou)
+    matches = [match_lesions(t, p, threshold, min_iou=min_iou) for t, p in zip(y_true, y_pred)]
     hit_scores = np.concatenate([m.hit_scores for m in matches])
     fp_scores = np.concatenate([m.false_positive_scores for m in matches])
     return hit_scores, fp_scores, len(matches)
@@ -195,10 +258,11 @@ def froc_from_scores(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The FROC curve from pooled scores: one entry per lesion, one per false positive.
 
-    The one FROC of mammoseg (the segmentation recipe and Mask R-CNN both call it). An
-    operating point is a score threshold t: every candidate scoring >= t is kept, so candidates
-    with tied scores enter together, and the curve has one point per distinct score, none that
-    no threshold can reach; the result does not depend on the order of the candidates.
+    The curve under `froc` and `froc_curve`, so under the segmentation recipe's FROC and Mask
+    R-CNN's. An operating point is a score threshold t: every candidate scoring >= t is kept,
+    so candidates with tied scores enter together, and the curve has one point per distinct
+    score, none that no threshold can reach; the result does not depend on the order of the
+    candidates.
 
     Args:
         hit_scores: per truth lesion, the best score of the candidates that hit it (NaN:
@@ -306,41 +370,58 @@ def froc_at_rates(
 
 
 def froc(
-    per_image_candidates: Sequence[Any],
-    per_image_truth: Sequence[Any],
+    y_true: Sequence[Any],
+    y_pred: Sequence[Any],
     fp_rates: Sequence[float] = FROC_FP_RATES,
     threshold: float = 0.5,
     *,
     method: str = "step",
+    min_iou: float | None = None,
 ) -> dict[float, float]:
     """Lesion sensitivity at each false-positive rate per image (default 0.25 … 8).
 
+    The one FROC of mammoseg: the recipe's candidates and Mask R-CNN's detections
+    (`mammoseg.models.mask_rcnn.evaluate.froc_inputs`, with ``min_iou=0.5``) both go through it.
     The sensitivity at rate r is the best one among score thresholds with at most r false
     positives per image (0 if none); NaN when no image has a lesion. ``method="monai"`` gives
     MONAI's linearly interpolated definition instead (`froc_at_rates`).
 
+    Args:
+        y_true: per image, the truth lesions, as `match_lesions` takes them (a mask, a list of
+            `Lesion` and/or per-lesion masks, or None for a normal image).
+        y_pred: per image, the candidates: a list of `Region` or a probability map.
+        fp_rates: false positives per image at which to read the sensitivity.
+        threshold: region threshold for probability maps.
+        method: "step" (mammoseg's) or "monai".
+        min_iou: None: a region sharing a pixel with a lesion hits it; a number: a region whose
+            mask IoU with the lesion reaches it (lesions given as masks).
+
     Returns:
         ``{fp_rate: sensitivity}``; the mean of the values is the usual one-number FROC score.
 
+    Raises:
+        ValueError: ``y_true`` and ``y_pred`` differ in length or are empty, an unknown
+            ``method``, or a bad ``min_iou``.
+
     Example:
-        >>> froc([prob_a, prob_b], [[lesion_a], []])  # doctest: +SKIP
+        >>> froc([[lesion_a], []], [prob_a, prob_b])  # doctest: +SKIP
         {0.25: 0.0, 0.5: 1.0, 1.0: 1.0, 2.0: 1.0, 4.0: 1.0, 8.0: 1.0}
     """
     check_choice("method", method, FROC_METHODS)
-    hit_scores, fp_scores, n_images = _pooled_scores(
-        per_image_candidates, per_image_truth, threshold
-    )
+    hit_scores, fp_scores, n_images = _pooled_scores(y_true, y_pred, threshold, min_iou)
     return froc_at_rates(hit_scores, fp_scores, n_images, fp_rates, method=method)
 
 
 def lesion_sensitivity_at_fppi(
-    per_image_candidates: Sequence[Any],
-    per_image_truth: Sequence[Any],
+    y_true: Sequence[Any],
+    y_pred: Sequence[Any],
     fppi: float = 1.0,
     threshold: float = 0.5,
+    *,
+    min_iou: float | None = None,
 ) -> float:
     """`froc` at one false-positive rate per image."""
-    return froc(per_image_candidates, per_image_truth, (fppi,), threshold)[float(fppi)]
+    return froc(y_true, y_pred, (fppi,), threshold, min_iou=min_iou)[float(fppi)]
 
 
 __all__ = [

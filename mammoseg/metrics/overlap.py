@@ -32,7 +32,7 @@ class Confusion:
         return Confusion(*(np.array([getattr(self, k).sum()]) for k in ("tp", "fp", "fn", "tn")))
 
 
-def _as_list(masks: Any) -> list[np.ndarray]:
+def _as_list(name: str, masks: Any) -> list[np.ndarray]:
     if isinstance(masks, np.ndarray) or hasattr(masks, "shape"):
         masks = np.asarray(masks)
         if masks.ndim == 2:
@@ -41,19 +41,19 @@ def _as_list(masks: Any) -> list[np.ndarray]:
             masks = masks[..., 0]
         if masks.ndim != 3:
             raise ValueError(
-                f"masks must be (H, W), (N, H, W) or (N, H, W, 1), received shape {masks.shape}"
+                f"`{name}` must be (H, W), (N, H, W) or (N, H, W, 1), received shape {masks.shape}"
             )
         return list(masks)
     return [np.squeeze(np.asarray(m), axis=-1) if np.ndim(m) == 3 else np.asarray(m) for m in masks]
 
 
-def confusion_counts(preds: Any, truths: Any, threshold: float = 0.5) -> Confusion:
+def confusion_counts(y_true: Any, y_pred: Any, threshold: float = 0.5) -> Confusion:
     """Count true/false positives/negatives per image.
 
     Args:
-        preds: predicted masks or probabilities (see the module docstring for shapes).
-        truths: truth masks, the same number and shapes.
-        threshold: a prediction is tumour where ``pred >= threshold``.
+        y_true: truth masks (see the module docstring for shapes); tumour where ``> 0``.
+        y_pred: predicted masks or probabilities, the same number and shapes.
+        threshold: a prediction is tumour where ``y_pred >= threshold``.
 
     Returns:
         A `Confusion` of int64 arrays, one entry per image.
@@ -62,16 +62,23 @@ def confusion_counts(preds: Any, truths: Any, threshold: float = 0.5) -> Confusi
         ValueError: different numbers of images, or an image whose shapes differ.
 
     Example:
-        >>> confusion_counts(np.array([[1, 1], [0, 0]]), np.array([[1, 0], [1, 0]])).tp
-        array([1])
+        >>> truth, pred = np.array([[1, 0], [1, 0]]), np.array([[1, 1], [0, 0]])
+        >>> c = confusion_counts(truth, pred)
+        >>> c.tp, c.fp, c.fn
+        (array([1]), array([1]), array([1]))
     """
-    pred_list, truth_list = _as_list(preds), _as_list(truths)
-    if len(pred_list) != len(truth_list):
-        raise ValueError(f"got {len(pred_list)} predictions but {len(truth_list)} truth masks")
+    truth_list, pred_list = _as_list("y_true", y_true), _as_list("y_pred", y_pred)
+    if len(truth_list) != len(pred_list):
+        raise ValueError(
+            "`y_true` and `y_pred` must hold the same number of masks, received "
+            f"{len(truth_list)} and {len(pred_list)}"
+        )
     counts = np.zeros((4, len(pred_list)), np.int64)
-    for i, (pred, truth) in enumerate(zip(pred_list, truth_list)):
+    for i, (truth, pred) in enumerate(zip(truth_list, pred_list)):
         if pred.shape != truth.shape:
-            raise ValueError(f"image {i}: prediction shape {pred.shape} != truth {truth.shape}")
+            raise ValueError(
+                f"image {i}: `y_true` has shape {truth.shape} but `y_pred` {pred.shape}"
+            )
         p = pred.astype(bool) if pred.dtype == bool else pred >= threshold
         t = truth > 0
         tp = np.count_nonzero(p & t)
@@ -85,10 +92,10 @@ def _ratio(num: np.ndarray, den: np.ndarray, undefined: float) -> np.ndarray:
         return np.where(den > 0, num / np.maximum(den, 1), undefined).astype(np.float64)
 
 
-def _reduce(fn, preds, truths, threshold, reduction) -> float | np.ndarray:
+def _reduce(fn, y_true, y_pred, threshold, reduction) -> float | np.ndarray:
     if reduction not in REDUCTIONS:
         raise ValueError(f"`reduction` must be one of {REDUCTIONS}, received {reduction!r}")
-    counts = confusion_counts(preds, truths, threshold)
+    counts = confusion_counts(y_true, y_pred, threshold)
     if reduction == "pooled":
         return float(fn(counts.pooled())[0])
     values = fn(counts)
@@ -136,8 +143,8 @@ def _overlap(c: Confusion, iou: bool, ignore_empty: bool) -> np.ndarray:
 
 
 def dice_score(
-    preds: Any,
-    truths: Any,
+    y_true: Any,
+    y_pred: Any,
     *,
     threshold: float = 0.5,
     reduction: str = "pooled",
@@ -146,8 +153,9 @@ def dice_score(
     """Dice = 2 TP / (2 TP + FP + FN).
 
     Args:
-        preds, truths: masks (module docstring).
-        threshold: binarisation threshold of ``preds``.
+        y_true: truth masks (module docstring); tumour where ``> 0``.
+        y_pred: predicted masks or probabilities, the same number and shapes.
+        threshold: a prediction is tumour where ``y_pred >= threshold``.
         reduction: "pooled", "per_image" or "mean".
         ignore_empty: an image without tumour pixels scores NaN (left out of "mean"); with
             False it scores 1.0 if its prediction is empty too, else 0.0.
@@ -159,29 +167,29 @@ def dice_score(
         ValueError: an unknown ``reduction`` or mismatched masks.
 
     Example:
-        >>> dice_score(np.array([[1, 1], [0, 0]]), np.array([[1, 0], [0, 0]]))
+        >>> dice_score(np.array([[1, 0], [0, 0]]), np.array([[1, 1], [0, 0]]))
         0.6666666666666666
     """
-    return _reduce(lambda c: _overlap(c, False, ignore_empty), preds, truths, threshold, reduction)
+    return _reduce(lambda c: _overlap(c, False, ignore_empty), y_true, y_pred, threshold, reduction)
 
 
 def dice_per_image(
-    preds: Any, truths: Any, *, threshold: float = 0.5, ignore_empty: bool = True
+    y_true: Any, y_pred: Any, *, threshold: float = 0.5, ignore_empty: bool = True
 ) -> np.ndarray:
     """`dice_score` with ``reduction="per_image"``: one value per image (NaN: no lesion)."""
     return dice_score(
-        preds, truths, threshold=threshold, reduction="per_image", ignore_empty=ignore_empty
+        y_true, y_pred, threshold=threshold, reduction="per_image", ignore_empty=ignore_empty
     )
 
 
-def dice_pooled(preds: Any, truths: Any, *, threshold: float = 0.5) -> float:
+def dice_pooled(y_true: Any, y_pred: Any, *, threshold: float = 0.5) -> float:
     """`dice_score` with ``reduction="pooled"``: counts summed over all images first."""
-    return dice_score(preds, truths, threshold=threshold, reduction="pooled")
+    return dice_score(y_true, y_pred, threshold=threshold, reduction="pooled")
 
 
 def foreground_iou(
-    preds: Any,
-    truths: Any,
+    y_true: Any,
+    y_pred: Any,
     *,
     threshold: float = 0.5,
     reduction: str = "pooled",
@@ -190,10 +198,10 @@ def foreground_iou(
     """Tumour-class IoU = TP / (TP + FP + FN); arguments and empty cases as `dice_score`.
 
     Example:
-        >>> foreground_iou(np.array([[1, 1], [0, 0]]), np.array([[1, 0], [0, 0]]))
+        >>> foreground_iou(np.array([[1, 0], [0, 0]]), np.array([[1, 1], [0, 0]]))
         0.5
     """
-    return _reduce(lambda c: _overlap(c, True, ignore_empty), preds, truths, threshold, reduction)
+    return _reduce(lambda c: _overlap(c, True, ignore_empty), y_true, y_pred, threshold, reduction)
 
 
 def _mean_iou(c: Confusion) -> np.ndarray:
@@ -203,7 +211,7 @@ def _mean_iou(c: Confusion) -> np.ndarray:
 
 
 def mean_iou_both_classes(
-    preds: Any, truths: Any, *, threshold: float = 0.5, reduction: str = "pooled"
+    y_true: Any, y_pred: Any, *, threshold: float = 0.5, reduction: str = "pooled"
 ) -> float | np.ndarray:
     """The paper's metric: mean of background IoU and tumour IoU (TF1 ``mean_iou``, 2 classes).
 
@@ -211,36 +219,50 @@ def mean_iou_both_classes(
     without lesion predicted empty scores 1.0, and a model predicting nothing scores about 0.5.
 
     Example:
-        >>> mean_iou_both_classes(np.array([[1, 1], [0, 0]]), np.array([[1, 0], [0, 0]]))
+        >>> mean_iou_both_classes(np.array([[1, 0], [0, 0]]), np.array([[1, 1], [0, 0]]))
         0.5833333333333333
     """
-    return _reduce(_mean_iou, preds, truths, threshold, reduction)
+    return _reduce(_mean_iou, y_true, y_pred, threshold, reduction)
 
 
 def sensitivity(
-    preds: Any, truths: Any, *, threshold: float = 0.5, reduction: str = "pooled"
+    y_true: Any, y_pred: Any, *, threshold: float = 0.5, reduction: str = "pooled"
 ) -> float | np.ndarray:
-    """Pixel sensitivity (recall) TP / (TP + FN); NaN for an image without tumour pixels."""
-    return _reduce(lambda c: _ratio(c.tp, c.tp + c.fn, np.nan), preds, truths, threshold, reduction)
+    """Pixel sensitivity (recall) TP / (TP + FN); NaN for an image without tumour pixels.
+
+    Example:
+        >>> sensitivity(np.array([[1, 1], [0, 0]]), np.array([[1, 0], [0, 0]]))
+        0.5
+    """
+    return _reduce(
+        lambda c: _ratio(c.tp, c.tp + c.fn, np.nan), y_true, y_pred, threshold, reduction
+    )
 
 
 def specificity(
-    preds: Any, truths: Any, *, threshold: float = 0.5, reduction: str = "pooled"
+    y_true: Any, y_pred: Any, *, threshold: float = 0.5, reduction: str = "pooled"
 ) -> float | np.ndarray:
-    """Pixel specificity TN / (TN + FP); NaN for an image without background pixels."""
-    return _reduce(lambda c: _ratio(c.tn, c.tn + c.fp, np.nan), preds, truths, threshold, reduction)
+    """Pixel specificity TN / (TN + FP); NaN for an image without background pixels.
+
+    Example:
+        >>> specificity(np.array([[1, 0], [0, 0]]), np.array([[1, 1], [0, 0]]))
+        0.6666666666666666
+    """
+    return _reduce(
+        lambda c: _ratio(c.tn, c.tn + c.fp, np.nan), y_true, y_pred, threshold, reduction
+    )
 
 
-def empty_prediction_rate(preds: Any, truths: Any, *, threshold: float = 0.5) -> float:
+def empty_prediction_rate(y_true: Any, y_pred: Any, *, threshold: float = 0.5) -> float:
     """Share of the images with a lesion whose prediction is empty ("predicts only zeros").
 
     Images without a lesion are left out; NaN when no image has one.
 
     Example:
-        >>> empty_prediction_rate(np.zeros((2, 2, 2)), np.ones((2, 2, 2)))
+        >>> empty_prediction_rate(np.ones((2, 2, 2)), np.zeros((2, 2, 2)))
         1.0
     """
-    c = confusion_counts(preds, truths, threshold)
+    c = confusion_counts(y_true, y_pred, threshold)
     with_lesion = (c.tp + c.fn) > 0
     if not with_lesion.any():
         return float("nan")

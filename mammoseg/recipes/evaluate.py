@@ -16,7 +16,14 @@ import numpy as np
 from mammoseg.data import Record, load_mask
 from mammoseg.data.phantom import lesion_contrast
 from mammoseg.data.records import read_pixels
-from mammoseg.metrics import FROC_FP_RATES, Region, dice_from_counts, froc
+from mammoseg.metrics import (
+    FROC_FP_RATES,
+    Region,
+    dice_from_counts,
+    froc,
+    froc_at_rates,
+    match_lesions,
+)
 from mammoseg.recipes.candidates import (
     DEFAULT_THRESHOLDS,
     extract_candidates,
@@ -176,17 +183,13 @@ def split_metrics(evaluation: Evaluation, threshold: float) -> dict:
     Raises:
         ValueError: ``threshold`` is not one of the evaluation's thresholds.
     """
-    matches = [k for k, t in enumerate(evaluation.thresholds) if abs(t - threshold) < 1e-9]
-    if not matches:
-        raise ValueError(
-            f"`threshold` {threshold} was not evaluated; available: {evaluation.thresholds}"
-        )
-    counts = np.stack([c[matches[0]] for c in evaluation.counts])  # (N, 3)
+    column = _threshold_index(evaluation, threshold)
+    counts = np.stack([c[column] for c in evaluation.counts])  # (N, 3)
     tp, fp, fn = (counts[:, k].astype(np.float64) for k in range(3))
     has_lesion = tp + fn > 0
     dice = dice_from_counts(counts)
     pooled_den = tp.sum() + fp.sum() + fn.sum()
-    rates = froc(evaluation.candidates, evaluation.truths, FROC_FP_RATES)
+    rates = froc(evaluation.truths, evaluation.candidates, FROC_FP_RATES)
     n_lesions = sum(len(t) if isinstance(t, list) else int(np.any(t)) for t in evaluation.truths)
 
     def mean_or_none(values):
@@ -224,6 +227,204 @@ def _dice_by_band(
     return out
 
 
+@dataclass(frozen=True)
+class ImageScores:
+    """Per-image results of a scored split at its mask threshold, enough to recompute the pooled
+    metrics over any subset of the images: one fold, every fold's test images together, or a
+    bootstrap resample of patients (`mammoseg.metrics.bootstrap_interval`).
+
+    Attributes:
+        image_ids, patient_ids: per image.
+        counts: (N, 3) TP, FP, FN mask pixels at the threshold.
+        hit_scores: per image, per truth lesion, the best score of a candidate that hits it
+            (NaN: missed), as `mammoseg.metrics.match_lesions` gives it.
+        false_positive_scores: per image, the scores of the candidates that hit no lesion.
+
+    Example:
+        >>> scores = image_scores(evaluation, 0.5, patient_ids)  # doctest: +SKIP
+        >>> scores.metrics()["froc"][1.0]  # sensitivity at 1 false positive per image
+        0.5
+    """
+
+    image_ids: tuple[str, ...]
+    patient_ids: tuple[str, ...]
+    counts: np.ndarray
+    hit_scores: tuple[np.ndarray, ...]
+    false_positive_scores: tuple[np.ndarray, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.image_ids)
+        counts = np.asarray(self.counts, dtype=np.int64).reshape(-1, 3)
+        lengths = {
+            "patient_ids": len(self.patient_ids),
+            "counts": len(counts),
+            "hit_scores": len(self.hit_scores),
+            "false_positive_scores": len(self.false_positive_scores),
+        }
+        wrong = {name: length for name, length in lengths.items() if length != n}
+        if wrong:
+            raise ValueError(f"one entry per image ({n} image ids) expected, received {wrong}")
+        object.__setattr__(self, "counts", counts)
+        for name in ("hit_scores", "false_positive_scores"):
+            arrays = tuple(np.asarray(a, dtype=np.float64).ravel() for a in getattr(self, name))
+            object.__setattr__(self, name, arrays)
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def metrics(
+        self, indices: Sequence[int] | None = None, fp_rates: Sequence[float] = FROC_FP_RATES
+    ) -> dict:
+        """The pooled metrics of the images at ``indices`` (repeats count again; None: all).
+
+        Returns:
+            dict with ``dice_per_image_mean`` and ``empty_prediction_rate`` (over images with
+            truth pixels), ``dice_pooled``, ``froc`` ({fp rate: lesion sensitivity}, pooled
+            over the images as `split_metrics` does), ``froc_mean``, ``n_images``,
+            ``n_images_with_lesion`` and ``n_lesions``; NaN where undefined (no lesion).
+        """
+        indices = np.arange(len(self)) if indices is None else np.asarray(indices, np.int64)
+        counts = self.counts[indices]
+        tp, fp, fn = counts[:, 0], counts[:, 1], counts[:, 2]
+        has_lesion = tp + fn > 0
+        dice = dice_from_counts(counts)
+        # Each image's scores as often as the image is drawn.
+        times = np.bincount(indices, minlength=len(self))
+        hits = np.repeat(*self._flat("hit_scores", times))
+        false_positives = np.repeat(*self._flat("false_positive_scores", times))
+        rates = froc_at_rates(hits, false_positives, max(len(indices), 1), fp_rates)
+        nan = float("nan")
+        pooled = 2 * tp.sum() + fp.sum() + fn.sum()
+        return {
+            "dice_per_image_mean": float(dice[has_lesion].mean()) if has_lesion.any() else nan,
+            "empty_prediction_rate": float(((tp + fp) == 0)[has_lesion].mean())
+            if has_lesion.any()
+            else nan,
+            "dice_pooled": float(2 * tp.sum() / pooled) if pooled else nan,
+            "froc": rates,
+            "froc_mean": float(np.mean(list(rates.values()))),
+            "n_images": int(len(indices)),
+            "n_images_with_lesion": int(has_lesion.sum()),
+            "n_lesions": int(len(hits)),
+        }
+
+    def _flat(self, name: str, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        arrays = getattr(self, name)
+        flat = np.concatenate([*arrays, np.zeros(0)])
+        owner = np.repeat(np.arange(len(arrays)), [len(a) for a in arrays])
+        return flat, times[owner]
+
+    def subset(self, indices: Sequence[int]) -> ImageScores:
+        """The images at ``indices``, in that order."""
+        return ImageScores(
+            tuple(self.image_ids[i] for i in indices),
+            tuple(self.patient_ids[i] for i in indices),
+            self.counts[list(indices)],
+            tuple(self.hit_scores[i] for i in indices),
+            tuple(self.false_positive_scores[i] for i in indices),
+        )
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[ImageScores]) -> ImageScores:
+        """Several splits' images as one (e.g. the test images of every fold).
+
+        Raises:
+            ValueError: no parts, or an image in two of them.
+        """
+        if not parts:
+            raise ValueError("`parts` must hold at least one ImageScores, received none")
+        ids = [i for part in parts for i in part.image_ids]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"images scored more than once: {twice[:10]}")
+        return cls(
+            tuple(ids),
+            tuple(p for part in parts for p in part.patient_ids),
+            np.concatenate([part.counts for part in parts]),
+            tuple(a for part in parts for a in part.hit_scores),
+            tuple(a for part in parts for a in part.false_positive_scores),
+        )
+
+    def to_rows(self) -> list[dict]:
+        """One JSON-ready dict per image: ids, counts, its Dice (None without truth pixels),
+        whether its mask is empty, lesions found at any score, and the candidate scores
+        (a missed lesion's score is None)."""
+        dice = dice_from_counts(self.counts)
+        rows = []
+        for k, image_id in enumerate(self.image_ids):
+            tp, fp, fn = (int(v) for v in self.counts[k])
+            hits = self.hit_scores[k]
+            rows.append(
+                {
+                    "image_id": image_id,
+                    "patient_id": self.patient_ids[k],
+                    "tp": tp,
+                    "fp": fp,
+                    "fn": fn,
+                    "dice": None if np.isnan(dice[k]) else float(dice[k]),
+                    "empty_mask": tp + fp == 0,
+                    "lesions": len(hits),
+                    "lesions_found": int(np.sum(~np.isnan(hits))),
+                    "lesion_scores": [None if np.isnan(v) else float(v) for v in hits],
+                    "false_positive_scores": [float(v) for v in self.false_positive_scores[k]],
+                }
+            )
+        return rows
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[dict]) -> ImageScores:
+        """Rebuild from `to_rows` (e.g. read back from a finished fold's result.json)."""
+        return cls(
+            tuple(row["image_id"] for row in rows),
+            tuple(row["patient_id"] for row in rows),
+            np.array([[row["tp"], row["fp"], row["fn"]] for row in rows], dtype=np.int64),
+            tuple(
+                np.array([np.nan if v is None else v for v in row["lesion_scores"]], np.float64)
+                for row in rows
+            ),
+            tuple(np.array(row["false_positive_scores"], np.float64) for row in rows),
+        )
+
+
+def image_scores(
+    evaluation: Evaluation, threshold: float, patient_ids: Sequence[str]
+) -> ImageScores:
+    """The per-image `ImageScores` of an evaluation at one of its mask thresholds.
+
+    Args:
+        evaluation: from `evaluate_records`.
+        threshold: one of ``evaluation.thresholds`` (the validation-chosen one).
+        patient_ids: per image of the evaluation, its patient (``record.patient_id``).
+
+    Raises:
+        ValueError: ``threshold`` was not evaluated, or ``patient_ids`` has another length.
+
+    Example:
+        >>> scores = image_scores(test_eval, 0.5, [r.patient_id for r in test])  # doctest: +SKIP
+    """
+    column = _threshold_index(evaluation, threshold)
+    matches = [
+        match_lesions(y_true=truth, y_pred=candidates)
+        for candidates, truth in zip(evaluation.candidates, evaluation.truths)
+    ]
+    return ImageScores(
+        tuple(evaluation.image_ids),
+        tuple(patient_ids),
+        np.stack([c[column] for c in evaluation.counts]) if evaluation.counts else np.zeros((0, 3)),
+        tuple(m.hit_scores for m in matches),
+        tuple(m.false_positive_scores for m in matches),
+    )
+
+
+def _threshold_index(evaluation: Evaluation, threshold: float) -> int:
+    matches = [k for k, t in enumerate(evaluation.thresholds) if abs(t - threshold) < 1e-9]
+    if not matches:
+        raise ValueError(
+            f"`threshold` {threshold} was not evaluated; available: {evaluation.thresholds}"
+        )
+    return matches[0]
+
+
 def _finite(value: float) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
@@ -232,7 +433,9 @@ __all__ = [
     "CONTRAST_BANDS",
     "SIZE_BANDS",
     "Evaluation",
+    "ImageScores",
     "evaluate_records",
+    "image_scores",
     "split_metrics",
     "with_region_limit",
 ]

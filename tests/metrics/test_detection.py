@@ -36,8 +36,8 @@ def test_froc_passes_the_method_on():
     strong[3:6, 3:6] = 0.9  # a hit on image 0
     weak = np.zeros((16, 16), np.float32)
     weak[10:12, 10:12] = 0.6  # a false positive on image 1
-    step = froc([strong, weak], truth, (0.5,), 0.5)
-    monai = froc([strong, weak], truth, (0.5,), 0.5, method="monai")
+    step = froc(truth, [strong, weak], (0.5,), 0.5)
+    monai = froc(truth, [strong, weak], (0.5,), 0.5, method="monai")
     assert step == {0.5: 1.0}
     # MONAI: scores {0.6, 0.9}, the lowest dropped: one point (0 FPPI, 1.0) and (0, 0).
     assert monai == {0.5: 1.0}
@@ -85,7 +85,7 @@ def test_circle_hit_test_uses_row_then_column():
     prob[4:7, 19:22] = 0.9  # centroid (5, 20)
     prob[20, 5] = 0.7
     truth = [Lesion("mass", center=(5.0, 20.0), radius=3.0)]
-    match = match_lesions(prob, truth)
+    match = match_lesions(truth, prob)
     assert match.hit_scores.tolist() == [0.9]
     assert match.false_positive_scores.tolist() == [0.7]
 
@@ -96,10 +96,10 @@ def test_circle_edge_is_inside():
 
     prob = np.zeros((16, 20))
     prob[8, 12] = 0.8
-    assert match_lesions(prob, [Lesion("mass", center=(5.0, 8.0), radius=5.0)]).hits.tolist() == [
+    assert match_lesions([Lesion("mass", center=(5.0, 8.0), radius=5.0)], prob).hits.tolist() == [
         True
     ]
-    assert match_lesions(prob, [Lesion("mass", center=(5.0, 8.0), radius=4.9)]).hits.tolist() == [
+    assert match_lesions([Lesion("mass", center=(5.0, 8.0), radius=4.9)], prob).hits.tolist() == [
         False
     ]
 
@@ -112,7 +112,7 @@ def test_a_probability_exactly_at_the_threshold_makes_a_region():
     prob[4, 6] = 0.49  # below: out
     regions = regions_from_probability(prob, threshold=0.5)
     assert [(r.score, r.centroid, r.area) for r in regions] == [(0.5, (1.0, 1.0), 1)]
-    assert match_lesions(prob, None, threshold=0.5).false_positive_scores.tolist() == [0.5]
+    assert match_lesions(None, prob, threshold=0.5).false_positive_scores.tolist() == [0.5]
     assert len(regions_from_probability(prob, threshold=0.49)) == 2
 
 
@@ -125,11 +125,11 @@ def test_mask_lesion_hit_needs_a_shared_pixel():
     prob = np.zeros((10, 12))
     prob[4, 4] = 0.6  # diagonal neighbour of (3, 3), outside the mask
     prob[3, 8:10] = 0.9  # right of the mask, same rows
-    match = match_lesions(prob, [mask])
+    match = match_lesions([mask], prob)
     assert match.hit_scores.size == 1 and np.isnan(match.hit_scores[0])
     assert sorted(match.false_positive_scores.tolist()) == [0.6, 0.9]
     prob[3, 3] = 0.7  # now overlapping (and joined with (4, 4) by 8-connectivity)
-    match = match_lesions(prob, [mask])
+    match = match_lesions([mask], prob)
     assert match.hit_scores.tolist() == [0.7] and match.false_positive_scores.tolist() == [0.9]
 
 
@@ -158,7 +158,7 @@ def test_mask_hit_looks_up_row_then_column_and_ignores_pixels_beyond_the_mask():
     prob = np.zeros((6, 16))
     prob[2, 11] = 0.8
     prob[4, 2] = 0.6  # off the lesion, and (2, 4) transposed is off it too
-    match = match_lesions(prob, [mask])
+    match = match_lesions([mask], prob)
     assert match.hit_scores.tolist() == [0.8] and match.false_positive_scores.tolist() == [0.6]
     # A mask smaller than the map: the region's pixels beyond it are not in the lesion.
     small = np.zeros((4, 8), bool)
@@ -167,7 +167,7 @@ def test_mask_hit_looks_up_row_then_column_and_ignores_pixels_beyond_the_mask():
     prob[6, 2] = 0.7  # below the mask's last row, within its columns
     prob[1, 9:12] = 0.9  # right of the mask's last column, within its rows
     prob[1, 1] = 0.5  # on the mask
-    match = match_lesions(prob, [small])
+    match = match_lesions([small], prob)
     assert match.hit_scores.tolist() == [0.5]
     assert sorted(match.false_positive_scores.tolist()) == [0.7, 0.9]
 
@@ -195,13 +195,102 @@ def test_froc_regions_at_0_5_by_default():
     prob[2:5, 14:17] = 0.9  # centroid (3, 15)
     prob[9, 3] = 0.3
     truth = [[Lesion("mass", center=(3.0, 15.0), radius=2.0)]]
-    fppi, sens, thresholds = froc_curve([prob], truth)
+    fppi, sens, thresholds = froc_curve(truth, [prob])
     assert fppi.tolist() == [0.0] and sens.tolist() == [1.0] and thresholds.tolist() == [0.9]
-    fppi, _, thresholds = froc_curve([prob], truth, 0.25)
+    fppi, _, thresholds = froc_curve(truth, [prob], 0.25)
     assert fppi.tolist() == [0.0, 1.0] and thresholds.tolist() == [0.9, 0.3]
     # A lesion seen at 0.4 only: missed at 0.5, found at 0.25.
     prob[2:5, 14:17] = 0.4
-    assert froc([prob], truth, (0.5,)) == {0.5: 0.0}
-    assert froc([prob], truth, (0.5,), 0.25) == {0.5: 1.0}  # 0.4 beats the 0.3 FP: 0 FPPI
-    assert lesion_sensitivity_at_fppi([prob], truth) == 0.0
-    assert lesion_sensitivity_at_fppi([prob], truth, threshold=0.25) == 1.0
+    assert froc(truth, [prob], (0.5,)) == {0.5: 0.0}
+    assert froc(truth, [prob], (0.5,), 0.25) == {0.5: 1.0}  # 0.4 beats the 0.3 FP: 0 FPPI
+    assert lesion_sensitivity_at_fppi(truth, [prob]) == 0.0
+    assert lesion_sensitivity_at_fppi(truth, [prob], threshold=0.25) == 1.0
+
+
+def _one_hit_one_false_positive():
+    # Image 0: a lesion at (4, 4) hit at 0.9; image 1: normal, a false positive at 0.6.
+    truth = [[Lesion("mass", center=(4.0, 4.0), radius=2.0)], None]
+    hit = np.zeros((16, 16))
+    hit[3:6, 3:6] = 0.9
+    false_positive = np.zeros((16, 16))
+    false_positive[10:12, 10:12] = 0.6
+    return truth, [hit, false_positive]
+
+
+def test_truth_first_keywords_in_any_order():
+    from mammoseg.metrics import froc_curve, lesion_sensitivity_at_fppi, match_lesions
+
+    truth, probs = _one_hit_one_false_positive()
+    expected = {0.25: 1.0, 0.5: 1.0, 1.0: 1.0}
+    assert froc(truth, probs, (0.25, 0.5, 1.0)) == expected
+    assert froc(y_pred=probs, y_true=truth, fp_rates=(0.25, 0.5, 1.0)) == expected
+    fppi, sens, _ = froc_curve(y_pred=probs, y_true=truth)
+    assert fppi.tolist() == [0.0, 0.5] and sens.tolist() == [1.0, 1.0]
+    assert lesion_sensitivity_at_fppi(y_pred=probs, y_true=truth, fppi=0.25) == 1.0
+    match = match_lesions(y_pred=probs[0], y_true=truth[0])
+    assert match.hit_scores.tolist() == [0.9] and match.false_positive_scores.size == 0
+
+
+def test_swapped_detection_arguments_are_refused_with_a_hint():
+    from mammoseg.metrics import match_lesions, regions_from_probability
+
+    truth, probs = _one_hit_one_false_positive()
+    with pytest.raises(TypeError, match=r"`y_pred` must be .* holding Lesion\(.*truth comes first"):
+        froc(probs, truth)
+    regions = regions_from_probability(probs[0])
+    with pytest.raises(
+        TypeError, match=r"received a Region \(score 0.9, area 9\); the truth comes first"
+    ):
+        match_lesions(regions, truth[0])
+    with pytest.raises(TypeError, match=r"holding an array of shape \(16, 16\).*truth comes first"):
+        match_lesions(None, [probs[0]])
+
+
+def test_min_iou_hit_rule():
+    from mammoseg.metrics import match_lesions
+
+    # Lesion: rows 0-3, columns 0-4 (20 pixels). Region: rows 0-3, columns 2-6 (20 pixels),
+    # 12 shared: IoU 12 / 28 = 0.43. A shared pixel is a hit; an IoU of 0.4 is, 0.5 is not.
+    mask = np.zeros((8, 10), bool)
+    mask[0:4, 0:5] = True
+    prob = np.zeros((8, 10))
+    prob[0:4, 2:7] = 0.8
+    assert match_lesions([mask], prob).hit_scores.tolist() == [0.8]
+    assert match_lesions([mask], prob, min_iou=0.4).hit_scores.tolist() == [0.8]
+    missed = match_lesions([mask], prob, min_iou=0.5)
+    assert np.isnan(missed.hit_scores[0]) and missed.false_positive_scores.tolist() == [0.8]
+    assert match_lesions([mask], prob, min_iou=12 / 28).hits.tolist() == [True]  # the edge is in
+    # A truth mask whose components are the lesions works the same way.
+    assert match_lesions(mask, prob, min_iou=0.5).hits.tolist() == [False]
+    assert froc([[mask]], [prob], (1.0,), min_iou=0.4) == {1.0: 1.0}
+    assert froc([[mask]], [prob], (1.0,), min_iou=0.5) == {1.0: 0.0}
+
+
+@pytest.mark.parametrize(
+    "min_iou, message",
+    [
+        (0, r"`min_iou` must be above 0 \(None: a shared pixel\), received 0"),
+        (1.5, r"`min_iou` must be a number in \[0, 1\], received 1.5"),
+        ("0.5", r"`min_iou` must be a number in \[0, 1\], received '0.5'"),
+    ],
+)
+def test_invalid_min_iou_is_named(min_iou, message):
+    with pytest.raises(ValueError, match=message):
+        froc([None], [np.zeros((4, 4))], min_iou=min_iou)
+
+
+def test_min_iou_needs_lesion_masks():
+    truth, probs = _one_hit_one_false_positive()
+    with pytest.raises(ValueError, match="`min_iou` needs each lesion's mask, received the circle"):
+        froc(truth, probs, min_iou=0.5)
+
+
+@pytest.mark.parametrize(
+    "name", ["match_lesions", "froc", "froc_curve", "lesion_sensitivity_at_fppi"]
+)
+def test_every_detection_metric_takes_y_true_then_y_pred(name):
+    import inspect
+
+    from mammoseg import metrics
+
+    assert list(inspect.signature(getattr(metrics, name)).parameters)[:2] == ["y_true", "y_pred"]
