@@ -43,6 +43,7 @@ import numpy as np
 from vf_figures import plot_examples, plot_froc, plot_losses, plot_pr
 
 from mammoseg.checks import check_positive_int
+from mammoseg.metrics import froc, froc_curve
 from mammoseg.models.mask_rcnn import (
     COCO_HEADS,
     MammoConfig,
@@ -312,13 +313,15 @@ def train_and_detect(
     ap50 = evaluate.matterport_map(gts, preds, [0.5])
     segm = evaluate.coco_evaluate(gts, preds, "segm", class_ids=[1])
     bbox = evaluate.coco_evaluate(gts, preds, "bbox", class_ids=[1])
-    froc = evaluate.mask_froc(gts, preds)
+    lesions, detections = evaluate.froc_inputs(gts, preds)
+    froc_at = froc(lesions, detections, min_iou=0.5)
+    fp_per_image, sensitivity, _ = froc_curve(lesions, detections, min_iou=0.5)
     precision, recall = evaluate.precision_recall_curve(gts, preds, 0.5)
     prefix = "" if folder.name == "mask_rcnn" else folder.name.removeprefix("mask_rcnn_") + "_"
     figures = [
         plot_pr(run.dir / f"{prefix}fig6_precision_recall.png", precision, recall),
         plot_examples(run.dir / f"{prefix}fig5_truth_vs_prediction.png", val_set, gts, preds),
-        plot_froc(run.dir / f"{prefix}froc.png", froc),
+        plot_froc(run.dir / f"{prefix}froc.png", fp_per_image, sensitivity),
     ]
     return {
         "val_images": len(gts),
@@ -329,8 +332,8 @@ def train_and_detect(
         "matterport_ap_per_image": per_image.tolist(),
         "coco_segm": segm,
         "coco_bbox": bbox,
-        "froc_mean_sensitivity": froc["mean_sensitivity"],
-        "froc_at": {str(k): v for k, v in froc["at_rates"].items()},
+        "froc_mean_sensitivity": float(np.mean(list(froc_at.values()))),
+        "froc_at": {str(k): v for k, v in froc_at.items()},
         "backbone": backbone,
         "weights": weights[0],
         "epochs": [mode.heads, mode.total],

@@ -110,10 +110,11 @@ def plot_examples(path: Path, dataset, gts, preds, n: int = 3) -> str:
     return path.name
 
 
-def plot_froc(path: Path, froc: dict) -> str:
+def plot_froc(path: Path, fp_per_image, sensitivity) -> str:
+    """The curve of `mammoseg.metrics.froc_curve`, from (0, 0): nothing kept, nothing found."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4, 4))
-    ax.plot(froc["fp_per_image"], froc["sensitivity"])
+    ax.plot(np.concatenate([[0.0], fp_per_image]), np.concatenate([[0.0], sensitivity]))
     ax.set(
         xscale="symlog",
         xlabel="false positives per image",

@@ -1,12 +1,13 @@
-"""Mask R-CNN evaluation over a dataset: matterport mAP, COCO AP (pycocotools) and FROC.
+"""Mask R-CNN evaluation over a dataset: matterport mAP, COCO AP (pycocotools) and FROC inputs.
 
 The per-image AP (`compute_ap`, `compute_ap_range`) lives in ``utils``, its address in matterport
-(``utils.compute_ap``); this module averages it over images and adds COCO AP and FROC.
+(``utils.compute_ap``); this module averages it over images and adds COCO AP.
 
-FROC (`mask_froc`): each truth lesion counts once, at the best score of the detections whose
-mask IoU with it reaches the threshold; a detection hitting no lesion is a false positive (a
-second hit on a found lesion is none). The curve is `mammoseg.metrics.froc_from_scores`, the
-one FROC of mammoseg (tied scores enter together).
+FROC is `mammoseg.metrics.froc`, the one FROC of mammoseg; `froc_inputs` turns the truth and
+detection dicts into its ``(y_true, y_pred)``: per image, the lesion masks and the detections as
+scored `Region`s. Scored with ``min_iou=0.5``, a detection hits a lesion when their mask IoU is
+at least 0.5; each lesion counts once, at the best score of the detections hitting it, and a
+detection hitting no lesion is a false positive (a second hit on a found lesion is none).
 
 Two different numbers are called "mAP" in the literature and this module computes both, named:
 
@@ -40,12 +41,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# FROC keeps its old address, mammoseg.models.mask_rcnn.evaluate.
-from mammoseg.metrics.detection import FROC_FP_RATES, froc_from_scores, sensitivity_at_rates
+from mammoseg.metrics.detection import Region
 from mammoseg.models.mask_rcnn.utils import (
     compute_ap_range,
     compute_matches,
-    compute_overlaps_masks,
     extract_bboxes,
 )
 
@@ -235,64 +234,46 @@ def coco_evaluate(
     return {name: float(v) for name, v in zip(names, evaluator.stats)}
 
 
-def mask_froc(
-    gts: Sequence[dict],
-    preds: Sequence[dict],
-    iou_threshold: float = 0.5,
-    fp_rates: Sequence[float] = FROC_FP_RATES,
-) -> dict:
-    """Free-response ROC of Mask R-CNN detections: lesion sensitivity against mean false
-    positives per image.
+def _detection_regions(pred: dict) -> list[Region]:
+    masks = np.asarray(pred["masks"], dtype=bool)
+    regions = []
+    for k, score in enumerate(np.asarray(pred["scores"], dtype=np.float64)):
+        coords = np.argwhere(masks[..., k])
+        centroid = coords.mean(axis=0) if len(coords) else np.full(2, np.nan)
+        centre = (float(centroid[0]), float(centroid[1]))
+        regions.append(Region(float(score), centre, len(coords), coords))
+    return regions
 
-    A detection hits a truth lesion when their mask IoU is at least ``iou_threshold`` (classes
-    are not compared). A lesion counts once, at the best score of the detections hitting it; a
-    second detection on a found lesion is no false positive (the rule of
-    `mammoseg.metrics.match_lesions`); a detection hitting no lesion is one. The curve is
-    `mammoseg.metrics.froc_from_scores`: one operating point per distinct score, independent of
-    the order of the detections.
+
+def froc_inputs(
+    gts: Sequence[dict], preds: Sequence[dict]
+) -> tuple[list[list[np.ndarray]], list[list[Region]]]:
+    """Truths and detections as `mammoseg.metrics.froc` takes them: ``(y_true, y_pred)``.
+
+    Classes are not compared: every detection is a lesion candidate.
 
     Args:
-        gts: per image ``{"masks": (H, W, N) bool}``.
-        preds: per image ``{"masks": (H, W, M) bool, "scores": (M,)}``.
-        iou_threshold: mask IoU for a hit.
-        fp_rates: false positives per image at which to read the sensitivity.
+        gts: per image ``{"masks": (H, W, N) bool}``, one channel per lesion.
+        preds: per image ``{"masks": (H, W, M) bool, "scores": (M,)}`` (`MaskRCNN.detect`).
 
     Returns:
-        ``{"fp_per_image", "sensitivity", "thresholds", "at_rates" ({rate: sensitivity}),
-        "mean_sensitivity"}``; the last averages the sensitivity at ``fp_rates`` (0.25 … 8).
+        ``(y_true, y_pred)``: per image, the list of its N lesion masks (H, W), and the list of
+        its M detections as `Region`s (score, centroid, area and pixels of the mask).
 
     Raises:
-        ValueError: ``gts`` and ``preds`` differ in length or are empty.
+        ValueError: ``gts`` and ``preds`` differ in length.
 
     Example:
+        >>> from mammoseg.metrics import froc
         >>> gt = {"masks": np.ones((4, 4, 1), bool)}
         >>> pred = {"masks": np.ones((4, 4, 1), bool), "scores": np.array([0.9])}
-        >>> mask_froc([gt], [pred])["mean_sensitivity"]
+        >>> y_true, y_pred = froc_inputs([gt], [pred])
+        >>> froc(y_true, y_pred, min_iou=0.5)[1.0]  # a hit: mask IoU 1 >= 0.5
         1.0
     """
-    if len(gts) != len(preds) or not len(gts):
+    if len(gts) != len(preds):
         raise ValueError(
-            f"need one prediction per image: {len(gts)} truths, {len(preds)} predictions"
+            f"`gts` and `preds` must have the same length, received {len(gts)} and {len(preds)}"
         )
-    hit_scores, fp_scores = [], []
-    for g, p in zip(gts, preds):
-        masks = np.asarray(g["masks"], dtype=bool)
-        scores = np.asarray(p["scores"], dtype=np.float64)
-        best = np.full(masks.shape[-1], np.nan)
-        if len(scores):
-            overlaps = compute_overlaps_masks(np.asarray(p["masks"], dtype=bool), masks)
-            hits = overlaps >= iou_threshold  # (detections, lesions)
-            for k in range(masks.shape[-1]):
-                if hits[:, k].any():
-                    best[k] = scores[hits[:, k]].max()
-            fp_scores.extend(scores[~hits.any(axis=1)] if masks.shape[-1] else scores)
-        hit_scores.extend(best)
-    fppi, sensitivity, thresholds = froc_from_scores(hit_scores, fp_scores, len(gts))
-    at_rates = sensitivity_at_rates(fppi, sensitivity, fp_rates)
-    return {
-        "fp_per_image": np.concatenate([[0.0], fppi]),
-        "sensitivity": np.concatenate([[0.0], sensitivity]),
-        "thresholds": np.concatenate([[np.inf], thresholds]),
-        "at_rates": at_rates,
-        "mean_sensitivity": float(np.mean(list(at_rates.values()))),
-    }
+    y_true = [list(np.moveaxis(np.asarray(g["masks"], dtype=bool), -1, 0)) for g in gts]
+    return y_true, [_detection_regions(p) for p in preds]

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from mammoseg.metrics import FROC_FP_RATES, froc, froc_curve
 from mammoseg.models.mask_rcnn import evaluate, utils
 
 
@@ -103,15 +104,21 @@ def test_coco_unknown_iou_type():
         evaluate.coco_evaluate([], [], "mask")
 
 
+def _froc_curve(gts, preds, min_iou=0.5):
+    return froc_curve(*evaluate.froc_inputs(gts, preds), min_iou=min_iou)
+
+
 def test_froc_hand_values():
     miss = _rect((10, 12), (0, 2), (10, 12))
     gts = [_gt(TRUTH), _gt(TRUTH)]
     preds = [_pred(np.concatenate([TRUTH, miss], -1), [0.9, 0.8]), _pred(miss, [0.7])]
-    result = evaluate.mask_froc(gts, preds)
-    # sorted scores 0.9 (hit), 0.8 (fp), 0.7 (fp): sensitivity 0, .5, .5, .5
-    np.testing.assert_allclose(result["sensitivity"], [0, 0.5, 0.5, 0.5])
-    np.testing.assert_allclose(result["fp_per_image"], [0, 0, 0.5, 1.0])
-    assert result["at_rates"][0.25] == 0.5 and result["mean_sensitivity"] == 0.5
+    # sorted scores 0.9 (hit), 0.8 (fp), 0.7 (fp): sensitivity .5, .5, .5 (two lesions)
+    fppi, sensitivity, thresholds = _froc_curve(gts, preds)
+    np.testing.assert_allclose(sensitivity, [0.5, 0.5, 0.5])
+    np.testing.assert_allclose(fppi, [0, 0.5, 1.0])
+    np.testing.assert_allclose(thresholds, [0.9, 0.8, 0.7])
+    at_rates = froc(*evaluate.froc_inputs(gts, preds), min_iou=0.5)
+    assert at_rates == dict.fromkeys(FROC_FP_RATES, 0.5)
 
 
 def test_froc_tied_scores_enter_together_in_any_order():
@@ -124,24 +131,58 @@ def test_froc_tied_scores_enter_together_in_any_order():
     for order in ([0, 1], [1, 0]):
         masks = np.concatenate([TRUTH, miss], -1)[..., order]
         preds = [_pred(masks, np.array([0.8, 0.8])[order]), _pred(miss, [0.6])]
-        result = evaluate.mask_froc(gts, preds)
-        np.testing.assert_allclose(result["fp_per_image"], [0, 0.5, 1.0])
-        np.testing.assert_allclose(result["sensitivity"], [0, 1.0, 1.0])
-        np.testing.assert_allclose(result["thresholds"], [np.inf, 0.8, 0.6])
-        assert result["at_rates"][0.25] == 0.0 and result["at_rates"][0.5] == 1.0
+        fppi, sensitivity, thresholds = _froc_curve(gts, preds)
+        np.testing.assert_allclose(fppi, [0.5, 1.0])
+        np.testing.assert_allclose(sensitivity, [1.0, 1.0])
+        np.testing.assert_allclose(thresholds, [0.8, 0.6])
+        at_rates = froc(*evaluate.froc_inputs(gts, preds), (0.25, 0.5), min_iou=0.5)
+        assert at_rates == {0.25: 0.0, 0.5: 1.0}
 
 
 def test_froc_second_hit_on_a_found_lesion_is_no_false_positive():
     gts = [_gt(TRUTH)]
     preds = [_pred(np.concatenate([TRUTH, TRUTH], -1), [0.9, 0.4])]
-    result = evaluate.mask_froc(gts, preds)
-    np.testing.assert_allclose(result["fp_per_image"], [0, 0])
-    assert result["mean_sensitivity"] == 1.0
+    # one operating point: the lesion at its best score 0.9, no false positive (the 0.4 is none)
+    fppi, sensitivity, thresholds = _froc_curve(gts, preds)
+    assert (fppi.tolist(), sensitivity.tolist()) == ([0.0], [1.0])
+    np.testing.assert_allclose(thresholds, [0.9])  # float32 scores
+    assert froc(*evaluate.froc_inputs(gts, preds), min_iou=0.5) == dict.fromkeys(FROC_FP_RATES, 1.0)
+
+
+def test_froc_hit_needs_a_mask_iou_of_min_iou():
+    # SHIFTED overlaps TRUTH with IoU 0.6; a 2x2 corner of it, IoU 4/80 = 0.05.
+    corner = _rect((10, 12), (0, 2), (0, 2))
+    gts = [_gt(TRUTH)]
+    for mask, min_iou, hit in [
+        (SHIFTED, 0.5, True),
+        (SHIFTED, 0.6, True),  # exactly 60/100: a hit (float64 IoU, no float32 rounding)
+        (SHIFTED, 0.7, False),
+        (corner, 0.5, False),
+        (corner, None, True),  # the pixel rule of the segmentation recipe: one shared pixel
+    ]:
+        _, sensitivity, _ = _froc_curve(gts, [_pred(mask, [0.9])], min_iou=min_iou)
+        assert sensitivity.tolist() == [1.0 if hit else 0.0], (min_iou, hit)
+
+
+def test_froc_inputs_hand_checked():
+    miss = _rect((10, 12), (0, 2), (10, 12))
+    gts = [_gt(np.concatenate([TRUTH, miss], -1)), _gt(np.zeros((10, 12, 0), bool))]
+    preds = [_pred(miss, [0.7]), _pred(np.zeros((10, 12, 0), bool), [])]
+    y_true, y_pred = evaluate.froc_inputs(gts, preds)
+    assert [len(t) for t in y_true] == [2, 0] and [len(p) for p in y_pred] == [1, 0]
+    np.testing.assert_array_equal(y_true[0][1], miss[..., 0])
+    (region,) = y_pred[0]
+    # rows 0-1, columns 10-11: 4 pixels, centroid (0.5, 10.5)
+    assert (region.score, region.area, region.centroid) == (pytest.approx(0.7), 4, (0.5, 10.5))
 
 
 def test_froc_needs_one_prediction_per_image():
-    with pytest.raises(ValueError, match="need one prediction per image: 1 truths, 0 predictions"):
-        evaluate.mask_froc([_gt(TRUTH)], [])
+    with pytest.raises(
+        ValueError, match="`gts` and `preds` must have the same length, received 1 and 0"
+    ):
+        evaluate.froc_inputs([_gt(TRUTH)], [])
+    with pytest.raises(ValueError, match="`y_true` and `y_pred` must hold one entry per image"):
+        froc(*evaluate.froc_inputs([], []), min_iou=0.5)
 
 
 def test_precision_recall_curve_pooled():
