@@ -15,7 +15,8 @@ Modules:
     train        `train_recipe`: patches in, whole-image validation, time budget
     inference    sliding windows with flips: `Predictor`
     candidates   lesion candidates, the validation-chosen threshold and region limit
-    evaluate     Dice, FROC and sensitivity in the original images' pixels
+    evaluate     Dice, FROC and sensitivity in the original images' pixels; `ImageScores`,
+                 per-image results to pool over folds and resample by patient
     overlay      mask PNGs and overlays with the scored candidates
 
 Example:
@@ -40,7 +41,9 @@ from mammoseg.recipes.candidates import (
 from mammoseg.recipes.config import RecipeConfig, load_recipe, save_recipe
 from mammoseg.recipes.evaluate import (
     Evaluation,
+    ImageScores,
     evaluate_records,
+    image_scores,
     split_metrics,
     with_region_limit,
 )
@@ -60,6 +63,7 @@ __all__ = [
     "REGION_CHOICES",
     "BreastCrop",
     "Evaluation",
+    "ImageScores",
     "LesionCentredSampler",
     "Predictor",
     "RecipeConfig",
@@ -69,6 +73,7 @@ __all__ = [
     "evaluate_records",
     "extract_candidates",
     "find_breast",
+    "image_scores",
     "keep_best_regions",
     "load_recipe",
     "overlap_counts",

@@ -152,3 +152,63 @@ def test_region_limit_in_the_config_the_predictor_and_the_evaluation(tmp_path):
     assert split_metrics(with_region_limit(ev, 1), 0.5)["dice_per_image_mean"] == pytest.approx(
         2 * tp / (2 * tp + fp1 + fn)
     )
+
+
+# ---------------------------------------------------------------- per-image scores, pooled
+
+
+def _scores():
+    from mammoseg.recipes import image_scores
+
+    return image_scores(_evaluation(), 0.5, ["p1", "p1", "p2"])
+
+
+def test_image_scores_give_the_split_metrics():
+    scores = _scores()
+    m, expected = scores.metrics(), split_metrics(_evaluation(), 0.5)
+    for key in ("dice_per_image_mean", "dice_pooled", "empty_prediction_rate"):
+        assert m[key] == pytest.approx(expected[key])
+    assert {str(k): v for k, v in m["froc"].items()} == expected["froc"]
+    assert m["froc_mean"] == pytest.approx(expected["froc_mean"])
+    assert (m["n_images"], m["n_images_with_lesion"], m["n_lesions"]) == (3, 2, 2)
+    # image a: its mass hit at 0.9; b: its mass missed, a false positive at 0.4; c: one at 0.7
+    np.testing.assert_array_equal(scores.hit_scores[0], [0.9])
+    assert np.isnan(scores.hit_scores[1]).all()
+    assert [list(f) for f in scores.false_positive_scores] == [[], [0.4], [0.7]]
+
+
+def test_image_scores_over_a_resample_count_repeated_images_again():
+    scores = _scores()
+    # Images a, a, c: two masses, both found at 0.9; Dice/image 0.75; false positives 0.7
+    # over 3 images, so the sensitivity is 1 from 1/3 false positive per image on.
+    m = scores.metrics([0, 0, 2], fp_rates=(0.25, 0.5))
+    assert m["dice_per_image_mean"] == pytest.approx(0.75) and m["empty_prediction_rate"] == 0
+    assert m["froc"] == {0.25: 1.0, 0.5: 1.0}
+    assert (m["n_images"], m["n_lesions"]) == (3, 2)
+    # Images b, c: the only mass missed; Dice/image 0 and an empty mask.
+    m = scores.metrics([1, 2])
+    assert m["dice_per_image_mean"] == 0 and m["empty_prediction_rate"] == 1
+    assert set(m["froc"].values()) == {0.0}
+    # Image c alone: no lesion, so lesion figures are undefined, never 0 or 1.
+    m = scores.metrics([2])
+    assert np.isnan(m["dice_per_image_mean"]) and np.isnan(m["froc"][1.0])
+
+
+def test_image_scores_rows_round_trip_and_concatenate():
+    import json
+
+    from mammoseg.recipes import ImageScores
+
+    scores = _scores()
+    rows = json.loads(json.dumps(scores.to_rows()))
+    assert rows[1]["lesion_scores"] == [None] and rows[1]["empty_mask"] is True
+    assert rows[0]["dice"] == pytest.approx(0.75) and rows[2]["dice"] is None
+    back = ImageScores.from_rows(rows)
+    assert back.metrics() == scores.metrics() and back.patient_ids == ("p1", "p1", "p2")
+    both = ImageScores.concatenate([scores.subset([2, 0]), scores.subset([1])])
+    assert both.image_ids == ("c", "a", "b")
+    assert both.metrics()["dice_per_image_mean"] == scores.metrics()["dice_per_image_mean"]
+    with pytest.raises(ValueError, match=r"images scored more than once: \['a'\]"):
+        ImageScores.concatenate([scores, scores.subset([0])])
+    with pytest.raises(ValueError, match=r"one entry per image \(3 image ids\).*'patient_ids': 2"):
+        ImageScores(("a", "b", "c"), ("p", "q"), np.zeros((3, 3)), ((),) * 3, ((),) * 3)
