@@ -19,7 +19,17 @@ This script runs `mammoseg.recipes` on the patient split (no patient in two part
     python experiments/beyond_mass_segmentation.py                 # phantom, < 30 min on 2 CPUs
     python experiments/beyond_mass_segmentation.py --quick         # seconds
     python experiments/beyond_mass_segmentation.py --data mias:/data/mias
+    python experiments/beyond_mass_segmentation.py --data mias:/data/mias --folds 5
     mammoseg predict --model runs/beyond_mass_segmentation/recipe/model.keras mdb001.pgm
+
+``--folds K`` (`beyond_folds`): patient-level K-fold cross-validation, one model per fold in
+``fold_<k>/``, every image tested once; the pooled FROC, sensitivity at 0.5 / 1 / 2 false
+positives per image, Dice per mass image and empty-prediction rate with 95 % bootstrap intervals
+over patients, and each fold's figures. Each fold gets a smaller budget than the single split
+(`beyond_folds.FOLD_SETTINGS`), so 5 folds of MIAS-sized data fit about 75 minutes on two cores.
+
+TensorFlow's ops are deterministic by default here (a seed gives the same model; measured at no
+cost on two cores, benchmarks/bench_determinism.py); ``--no-deterministic`` turns that off.
 
 Targets (issue 7): phantom test Dice/image >= 0.80, empty-prediction rate <= 0.05, sensitivity at
 1 FPPI >= 0.90; mini-MIAS test sensitivity at 1 FPPI >= 0.8 and Dice/image >= 0.5.
@@ -27,9 +37,11 @@ Targets (issue 7): phantom test Dice/image >= 0.80, empty-prediction rate <= 0.0
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import replace
 
+import beyond_folds
 import common
 import numpy as np
 from beyond_development import DEVELOPMENT
@@ -41,6 +53,7 @@ from mammoseg.recipes import (
     Predictor,
     RecipeConfig,
     evaluate_records,
+    image_scores,
     prepare_records,
     save_recipe,
     select_postprocessing,
@@ -88,8 +101,12 @@ PUBLISHED = (
 )
 
 
-def run_recipe(run: common.Run, config: RecipeConfig, folder) -> dict:
-    splits = run.splits()
+def run_recipe(
+    run: common.Run, config: RecipeConfig, folder, splits=None, *, showcase: bool = True
+) -> dict:
+    """Train on ``splits`` (default: the run's patient split), choose the threshold and region
+    limit on its validation part, score its test part once; the result of the sub-run."""
+    splits = splits if splits is not None else run.splits()
     print("  preparing images (breast crop, working resolution) ...", flush=True)
     train = prepare_records(splits["train"], config)
     val = prepare_records(splits["val"], config)
@@ -114,9 +131,10 @@ def run_recipe(run: common.Run, config: RecipeConfig, folder) -> dict:
     predictor.config = config.with_postprocessing(threshold, regions)
     save_recipe(folder, predictor.config, data=run.args.data, seed=run.args.seed)
     print(f"  test at threshold {threshold:g}, mask regions {regions or 'all'} ...", flush=True)
-    keep = _showcase_ids(splits["test"], config.kinds)
+    keep = _showcase_ids(splits["test"], config.kinds) if showcase else []
     test_eval = evaluate_records(predictor, splits["test"], [threshold], keep=keep)
     figures = _figures(run, folder, splits["test"], test_eval, predictor)
+    patients = [r.patient_id for r in splits["test"]]
     return {
         "val": split_metrics(with_region_limit(val_eval, regions), threshold),
         "test": split_metrics(test_eval, threshold),
@@ -130,7 +148,16 @@ def run_recipe(run: common.Run, config: RecipeConfig, folder) -> dict:
         "training": {k: v for k, v in info.items() if k != "history"},
         "history": info["history"],
         "figures": figures,
+        # per test image: counts, Dice, candidate scores (pooled over folds by --folds)
+        "test_images": image_scores(test_eval, threshold, patients).to_rows(),
     }
+
+
+def run_fold(run: common.Run, config: RecipeConfig, folder, fold, k: int) -> dict:
+    """One fold of ``--folds``: `run_recipe` on the fold's train / val / test (the first fold
+    also draws the showcase figures)."""
+    splits = {"train": fold.train, "val": fold.val, "test": fold.test}
+    return run_recipe(run, config, folder, splits, showcase=k == 1)
 
 
 def _showcase_ids(records, kinds, n: int = 4) -> list[str]:
@@ -254,6 +281,23 @@ def _regions_text(mask_regions) -> str:
     return f"only the {mask_regions} best-scored region(s) kept"
 
 
+def _scoring_text(config: RecipeConfig) -> str:
+    return (
+        "Metrics are computed in the original images' pixels against the truth circles "
+        "(masses only; images whose only lesions are of other kinds count as normal). A lesion "
+        "is found when a candidate's centroid lies inside its circle; candidates are regions of "
+        f"probability ≥ {config.candidate_threshold:g}, scored by their highest probability."
+    )
+
+
+COMPARISON = (
+    "The paper's outcome for every semantic model was an all-zero mask (Dice 0, "
+    "empty-prediction rate 1). Published whole-image results: " + PUBLISHED + "; they are "
+    "on other databases with pixel-level truth, so they are a yardstick, not a like-for-like "
+    "comparison. mini-MIAS has no pixel-level benchmark: its truth is circles."
+)
+
+
 def _notes(run: common.Run, config: RecipeConfig) -> str:
     result = run.results.get("recipe", {})
     threshold = result.get("threshold")
@@ -266,17 +310,9 @@ def _notes(run: common.Run, config: RecipeConfig) -> str:
         f"The mask threshold ({common.fmt(threshold, 2)}) and the region limit "
         f"({_regions_text(result.get('mask_regions'))}) were chosen on the validation split "
         "(highest mean Dice per image over images with a mass; a limit only if it beats keeping "
-        "every region); the test split was scored once, with those. Metrics are computed in "
-        "the original images' pixels against the "
-        "truth circles (masses only; images whose only lesions are of other kinds count as "
-        "normal). A lesion is found when a candidate's centroid lies inside its circle; "
-        f"candidates are regions of probability ≥ {config.candidate_threshold:g}, scored by "
-        "their highest probability.",
+        "every region); the test split was scored once, with those. " + _scoring_text(config),
         "",
-        "The paper's outcome for every semantic model was an all-zero mask (Dice 0, "
-        "empty-prediction rate 1). Published whole-image results: " + PUBLISHED + "; they are "
-        "on other databases with pixel-level truth, so they are a yardstick, not a like-for-like "
-        "comparison. mini-MIAS has no pixel-level benchmark: its truth is circles.",
+        COMPARISON,
     ]
     if run.data_name == "phantom" and run.scale.name == "default":
         lines += ["", *DEVELOPMENT]
@@ -287,6 +323,24 @@ def _notes(run: common.Run, config: RecipeConfig) -> str:
             "own patient split is then small, and the figures carry wide uncertainty.",
         ]
     return "\n".join(lines)
+
+
+def _fold_notes(run: common.Run, config: RecipeConfig, summary: dict) -> str:
+    return "\n".join(
+        [
+            "## Setup",
+            "",
+            "Recipe settings of every fold (each `fold_<k>/recipe.json` beside its `model.keras` "
+            "adds the threshold and region limit chosen on that fold's validation patients): "
+            f"`{json.dumps(config.to_dict())}`.",
+            "",
+            _scoring_text(config),
+            "",
+            beyond_folds.notes(run, config, summary["pooled"], summary["folds"]),
+            "",
+            COMPARISON,
+        ]
+    )
 
 
 def apply_overrides(config: RecipeConfig, items: list[str]) -> RecipeConfig:
@@ -302,12 +356,50 @@ def apply_overrides(config: RecipeConfig, items: list[str]) -> RecipeConfig:
         raise SystemExit(str(err)) from None
 
 
-def main(argv=None) -> None:
+def _fold_count(text: str) -> int:
+    """argparse type of ``--folds``: an integer K >= 2 (argparse names the option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 2, received {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer >= 2 (one fold would leave nothing to train on), received {text}"
+        )
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The common options, ``--set``, ``--folds`` and ``--no-deterministic``."""
     # The recipe's target is its own config's (masses): no --kinds / --protocol.
     parser = common.build_parser(__doc__, target_options=False)
     common.add_set_option(parser, "working_size=256 (a RecipeConfig field)")
-    args = parser.parse_args(argv)
-    config = apply_overrides(CONFIGS[args.mode], args.set)
+    parser.add_argument(
+        "--folds",
+        type=_fold_count,
+        default=None,
+        metavar="K",
+        help="patient-level K-fold cross-validation: one model per fold, every image tested "
+        "once, pooled figures with 95%% bootstrap intervals over patients",
+    )
+    # Deterministic ops cost nothing measurable on two cores (benchmarks/bench_determinism.py)
+    # and make a seed mean one model: on by default for the recipe.
+    parser.set_defaults(deterministic=True)
+    parser.add_argument(
+        "--no-deterministic",
+        dest="deterministic",
+        action="store_false",
+        help="let TensorFlow pick non-deterministic kernels (a seed no longer fixes the model)",
+    )
+    return parser
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    config = CONFIGS[args.mode]
+    if args.folds is not None:  # a smaller budget per fold, unless --set gives one
+        config = beyond_folds.fold_config(config, args.mode, beyond_folds.set_keys(args.set))
+    config = apply_overrides(config, args.set)
     if args.max_steps is not None:  # one epoch of N steps (the paper-scale path on a CPU)
         config = replace(config, epochs=1, steps_per_epoch=args.max_steps)
     scale = replace(
@@ -320,30 +412,75 @@ def main(argv=None) -> None:
     )
     run = common.Run(SECTION, TITLE, args, scale)
     config = replace(config, epochs=run.scale.epochs)
+    if args.folds is not None:
+        cross_validate(run, config)
+    else:
+        single_split(run, config)
+
+
+def single_split(run: common.Run, config: RecipeConfig) -> None:
+    """Train on the patient split, choose on validation, score the test split once."""
     run.splits()  # also when --resume reuses a finished result: the report shows the split
     run.sub_run("recipe", lambda folder: run_recipe(run, config, folder))
     result = run.results["recipe"]
     run.write(_findings(run), notes=_notes(run, config), figures=result.get("figures", ()))
-    # The headline numbers also at the top of metrics.json.
-    metrics_path = run.dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text())
-    if result.get("status") == "ok":
-        metrics.update(
-            val=result["val"],
-            test=result["test"],
-            threshold=result["threshold"],
-            mask_regions=result.get("mask_regions"),
-        )
-        save_json(metrics_path, metrics)
-        for split in ("val", "test"):
-            m = result[split]
-            print(
-                f"  {split}: Dice/img {common.fmt(m['dice_per_image_mean'])} pooled "
-                f"{common.fmt(m['dice_pooled'])} empty {common.fmt(m['empty_prediction_rate'])} "
-                f"sens@1FPPI {common.fmt(m['lesion_sensitivity_at_1fppi'])} n={m['n_images']}"
-            )
-    else:
+    if result.get("status") != "ok":
         raise SystemExit(f"the recipe failed: {result.get('error')}")
+    # The headline numbers also at the top of metrics.json.
+    _add_to_metrics(
+        run,
+        val=result["val"],
+        test=result["test"],
+        threshold=result["threshold"],
+        mask_regions=result.get("mask_regions"),
+    )
+    for split in ("val", "test"):
+        m = result[split]
+        print(
+            f"  {split}: Dice/img {common.fmt(m['dice_per_image_mean'])} pooled "
+            f"{common.fmt(m['dice_pooled'])} empty {common.fmt(m['empty_prediction_rate'])} "
+            f"sens@1FPPI {common.fmt(m['lesion_sensitivity_at_1fppi'])} n={m['n_images']}"
+        )
+
+
+def cross_validate(run: common.Run, config: RecipeConfig) -> None:
+    """``--folds K``: one model per fold, the test images of all folds pooled, intervals."""
+    folds = beyond_folds.make_folds(run, run.args.folds, config.kinds)
+    results = beyond_folds.run_folds(
+        run, folds, lambda folder, fold, k: run_fold(run, config, folder, fold, k)
+    )
+    summary = beyond_folds.report_folds(run, folds, results, config.kinds)
+    pooled = summary["pooled"]
+    figures = [summary["figure"]] if pooled else []
+    figures += results[0].get("figures", []) if results[0].get("status") == "ok" else []
+    try:
+        run.write(
+            beyond_folds.findings(run, pooled, TARGETS, PUBLISHED, summary.get("problem", "")),
+            notes=_fold_notes(run, config, summary),
+            figures=figures,
+        )
+    finally:  # also when a failed fold makes `write` end the run: the per-fold rows stay
+        _add_to_metrics(run, pooled=pooled, folds=summary["folds"])
+    if pooled is None:
+        raise SystemExit(summary["problem"])
+    print(
+        "  pooled over {n_images} test images ({n_lesions} masses): Dice/img {dice}, empty "
+        "{empty}, sens@1FPPI {sens}, FROC mean {froc}".format(
+            n_images=pooled["n_images"],
+            n_lesions=pooled["n_lesions"],
+            dice=beyond_folds.interval_text(pooled["dice_per_image_mean"], 3),
+            empty=beyond_folds.interval_text(pooled["empty_prediction_rate"], 2),
+            sens=beyond_folds.interval_text(pooled["lesion_sensitivity_at_1fppi"]),
+            froc=beyond_folds.interval_text(pooled["froc_mean"], 3),
+        )
+    )
+
+
+def _add_to_metrics(run: common.Run, **values) -> None:
+    """Put ``values`` at the top level of the run's metrics.json (written by `Run.write`)."""
+    path = run.dir / "metrics.json"
+    if path.is_file():
+        save_json(path, {**json.loads(path.read_text()), **values})
 
 
 if __name__ == "__main__":

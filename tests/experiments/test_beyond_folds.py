@@ -1,0 +1,207 @@
+"""`beyond_mass_segmentation.py --folds K`: every image tested once, pooled figures with
+bootstrap intervals over patients, clear errors for a bad K."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from mammoseg.recipes import ImageScores, RecipeConfig
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "experiments" / "beyond_mass_segmentation.py"
+sys.path.insert(0, str(REPO / "experiments"))
+try:
+    import beyond_folds
+    import beyond_mass_segmentation as beyond
+finally:
+    sys.path.remove(str(REPO / "experiments"))
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=900
+    )
+
+
+@pytest.mark.slow
+def test_quick_two_folds_score_every_image_once_and_report_intervals(tmp_path):
+    out = tmp_path / "run"
+    done = _run("--quick", "--folds", "2", f"--output-dir={out}")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["setup"]["deterministic"] is True  # on by default for the recipe
+
+    # The pooled per-image table holds each of the 24 phantom images exactly once, and the
+    # two folds' test images are disjoint by patient.
+    with open(out / "test_images.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    from mammoseg.data import load_records
+
+    records = load_records("phantom", n_images=24, size=256)
+    assert sorted(row["image_id"] for row in rows) == sorted(r.image_id for r in records)
+    patients = {k: {row["patient_id"] for row in rows if row["fold"] == k} for k in "12"}
+    assert patients["1"] and patients["2"] and not patients["1"] & patients["2"]
+    pooled = metrics["pooled"]
+    assert pooled["n_images"] == 24 and pooled["n_patients"] == 12
+    masses = sum(len(r.lesions) for r in records if r.has_lesion(("mass",)))
+    assert pooled["n_lesions"] == sum(int(row["lesions"]) for row in rows) == masses
+
+    # Every headline figure has a value and a 95 % interval around it.
+    names = [
+        "dice_per_image_mean",
+        "empty_prediction_rate",
+        "froc_mean",
+        "lesion_sensitivity_at_0.5fppi",
+        "lesion_sensitivity_at_1fppi",
+        "lesion_sensitivity_at_2fppi",
+    ]
+    for name in names:
+        entry = pooled[name]
+        assert entry["low"] <= entry["value"] <= entry["high"], name
+    assert set(pooled["froc"]) == {"0.25", "0.5", "1.0", "2.0", "4.0", "8.0"}
+    assert pooled["bootstrap"]["unit"] == "patient" and pooled["bootstrap"]["resamples"] == 2000
+    assert [row["fold"] for row in metrics["folds"]] == [1, 2]
+    assert sum(row["images"][2] for row in metrics["folds"]) == 24  # test parts: every image
+
+    report = (out / "report.md").read_text()
+    assert "| pooled test lesion sensitivity at 0.5 / 1 / 2 FP per image |" in report
+    value = pooled["lesion_sensitivity_at_1fppi"]
+    assert f"{value['value']:.2f} [{value['low']:.2f}, {value['high']:.2f}]" in report
+    assert "| fold | patients | images | mass images |" in report and "| 2 | " in report
+    assert "bootstrap over patients" in report and "(froc_folds.png)" in report
+    assert (out / "froc_folds.png").is_file() and (out / "fold_2" / "model.keras").is_file()
+
+    # --resume reuses both finished folds and pools them to the same figures.
+    again = _run("--quick", "--folds", "2", f"--output-dir={out}", "--resume")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("already complete, reusing its result") == 2
+    assert json.loads((out / "metrics.json").read_text())["pooled"] == pooled
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("0", "argument --folds: must be an integer >= 2 (one fold would leave nothing to train"),
+        ("1", "argument --folds: must be an integer >= 2 (one fold would leave nothing to train"),
+        ("-3", "argument --folds: must be an integer >= 2"),
+        ("two", "argument --folds: must be an integer >= 2, received 'two'"),
+    ],
+)
+def test_bad_fold_counts_name_the_option(value, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        beyond.build_parser().parse_args(["--folds", value])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def _phantom_run(records):
+    return SimpleNamespace(
+        load_records=lambda: records, split_seed=0, args=SimpleNamespace(data="phantom")
+    )
+
+
+def test_more_folds_than_patients_is_refused_before_training(tmp_path):
+    from mammoseg.data import load_records
+
+    records = load_records("phantom", n_images=24, size=256)  # 12 patients, 6 with a mass
+    with pytest.raises(
+        SystemExit,
+        match=r"--folds 13: `n_folds` must be at most the number of "
+        r"patients \(12\).*24 images of 12 patients, 6 of them with a mass",
+    ):
+        beyond_folds.make_folds(_phantom_run(records), 13, ("mass",))
+    with pytest.raises(SystemExit, match=r"--folds 7: .*patients with a lesion \(6\)"):
+        beyond_folds.make_folds(_phantom_run(records), 7, ("mass",))
+    folds = beyond_folds.make_folds(_phantom_run(records), 6, ("mass",))
+    assert [sum(r.has_lesion() for r in fold.test) for fold in folds].count(0) == 0
+
+
+def test_fold_budget_only_with_folds_and_only_where_not_set():
+    default = beyond.CONFIGS["default"]
+    assert default.time_budget_minutes == 24.0 and default.epochs == 30  # single split: as was
+    per_fold = beyond_folds.fold_config(default, "default", set())
+    settings = beyond_folds.FOLD_SETTINGS["default"]
+    assert per_fold.time_budget_minutes == settings["time_budget_minutes"] < 24.0
+    assert (per_fold.epochs, per_fold.patience) == (settings["epochs"], settings["patience"])
+    assert per_fold.working_size == default.working_size
+    items = ["time_budget_minutes=12", "working_size=256"]
+    kept = beyond_folds.fold_config(default, "default", beyond_folds.set_keys(items))
+    assert kept.time_budget_minutes == 24.0  # --set then decides, per fold
+    assert beyond.apply_overrides(kept, items).time_budget_minutes == 12.0
+    quick = beyond.CONFIGS["quick"]
+    assert beyond_folds.fold_config(quick, "quick", set()) == quick
+    assert RecipeConfig().time_budget_minutes == 20.0  # the library's default is untouched
+
+
+def test_determinism_is_on_by_default_with_an_opt_out():
+    parser = beyond.build_parser()
+    assert parser.parse_args([]).deterministic is True
+    assert parser.parse_args(["--no-deterministic"]).deterministic is False
+    assert parser.parse_args(["--folds", "5"]).folds == 5
+
+
+def _scores(dice_a: float, dice_b: float) -> ImageScores:
+    # Patient a: one mass image, TP 1 of 1 truth pixel + FP so that its Dice is dice_a, the mass
+    # found at 0.9; patient b likewise with dice_b, its mass missed; no false-positive regions.
+    def counts(dice):
+        fp = 2 / dice - 2  # Dice = 2 / (2 + FP) with TP 1, FN 0
+        return [1, round(fp), 0]
+
+    return ImageScores(
+        ("a1", "b1"),
+        ("a", "b"),
+        np.array([counts(dice_a), counts(dice_b)]),
+        (np.array([0.9]), np.array([np.nan])),
+        (np.zeros(0), np.zeros(0)),
+    )
+
+
+def test_pooled_metrics_intervals_on_two_patients():
+    # Resamples: (a, a), (b, b) a quarter of the time each, (a, b) half: the Dice per mass
+    # image is 0.5, 0.25 or 0.375 and the sensitivity 1, 0 or 0.5, at every FP rate.
+    pooled = beyond_folds.pooled_metrics(_scores(0.5, 0.25), seed=0, n_resamples=400)
+    assert pooled["dice_per_image_mean"] == pytest.approx(
+        {"value": 0.375, "low": 0.25, "high": 0.5}
+    )
+    assert pooled["lesion_sensitivity_at_1fppi"] == {"value": 0.5, "low": 0.0, "high": 1.0}
+    assert pooled["empty_prediction_rate"] == {"value": 0.0, "low": 0.0, "high": 0.0}
+    assert pooled["froc"]["8.0"] == pooled["lesion_sensitivity_at_2fppi"]
+    band = pooled["froc_band"]
+    assert len(band["fppi"]) == len(band["low"]) == len(band["high"]) == len(band["sensitivity"])
+    assert set(band["sensitivity"]) == {0.5}
+    assert (pooled["n_images"], pooled["n_patients"], pooled["n_lesions"]) == (2, 2, 2)
+
+
+def test_pooled_scores_refuse_an_image_tested_twice():
+    scores = _scores(0.5, 0.25)
+    fold = SimpleNamespace(test=[SimpleNamespace(image_id="a1"), SimpleNamespace(image_id="b1")])
+    result = {"test_images": scores.to_rows()}
+    pooled, fold_of = beyond_folds.pooled_scores([fold], [result])
+    assert pooled.image_ids == ("a1", "b1") and fold_of == [1, 1]
+    with pytest.raises(ValueError, match=r"images scored more than once: \['a1', 'b1'\]"):
+        beyond_folds.pooled_scores([fold, fold], [result, result])
+    short = {"test_images": scores.subset([0]).to_rows()}
+    with pytest.raises(RuntimeError, match=r"not the folds' test images: \['b1'\]"):
+        beyond_folds.pooled_scores([fold], [short])
+
+
+def test_interval_verdicts():
+    entry = {"value": 0.85, "low": 0.7, "high": 0.95}
+    assert beyond_folds.interval_verdict(entry, 0.8) == (
+        "target ≥ 0.8: MET (the interval crosses it)"
+    )
+    assert beyond_folds.interval_verdict(
+        {"value": 0.04, "low": 0.0, "high": 0.05}, 0.1, higher=False
+    ) == ("target ≤ 0.1: MET (so is the whole interval)")
+    assert beyond_folds.interval_verdict(entry, None) == "no target for this data"
+    assert beyond_folds.interval_text({"value": None, "low": None, "high": None}) == "n/a"
