@@ -40,7 +40,10 @@ setup(
     # archive, for `mammoseg.data.verify_mias`
     package_data={"mammoseg": ["py.typed"], "mammoseg.data": ["mias-sha256.txt"]},
     install_requires=_requirements(),
-    extras_require={"test": ["pytest>=7.4", "ruff>=0.5"]},
+    # nbclient, nbformat, ipykernel: tests/test_notebook.py runs notebooks/tutorial.ipynb
+    extras_require={
+        "test": ["pytest>=7.4", "ruff>=0.5", "nbclient>=0.8", "nbformat>=5.7", "ipykernel>=6.0"]
+    },
     entry_points={"console_scripts": ["mammoseg=mammoseg.cli:main"]},
     license="MIT",
     classifiers=[
