@@ -13,6 +13,7 @@ Modules:
     training    precision policy, tf.distribute strategy, callbacks, `fit_segmenter`
     plots       the paper's figures (Fig. 1, 3, 4, loss curves)
     cli         the ``mammoseg`` command
+    __main__    ``python -m mammoseg``, the same command
     data/       records, readers, cache, split, augmentation, tf.data (see its docstring)
     models/     one builder per architecture, weights loading, Mask R-CNN (see its docstring)
     metrics/    overlap, detection (FROC) and Keras metrics (see its docstring)

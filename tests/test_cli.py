@@ -302,6 +302,14 @@ def test_version_is_the_packages(capsys):
     assert capsys.readouterr().out == f"mammoseg {mammoseg.__version__}\n"
 
 
+def test_python_dash_m_mammoseg_is_the_command():
+    result = subprocess.run(
+        [sys.executable, "-m", "mammoseg", "--version"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"mammoseg {mammoseg.__version__}\n"
+
+
 def test_setup_py_reads_the_same_version():
     result = subprocess.run(
         [sys.executable, "setup.py", "--version"], cwd=REPO, capture_output=True, text=True
