@@ -34,8 +34,14 @@ from mammoseg.metrics import FROC_FP_RATES, bootstrap_interval
 from mammoseg.recipes import ImageScores, RecipeConfig
 
 # Per fold, in place of the single split's 30 epochs / 24 minutes, so that 5 folds of
-# MIAS-sized data fit about 75 minutes on two cores (measured: see `budget_paragraph`).
-FOLD_SETTINGS = {"default": {"epochs": 14, "patience": 6, "time_budget_minutes": 10.0}}
+# MIAS-sized data (322 images) fit about 75 minutes on two cores. Measured on one mias-dev fold
+# (66 / 22 / 22 images) on two cores shared with other runs (load 5): 62-84 s an epoch (80
+# steps and the whole-image validation), then 2.8 min to save the model, choose the threshold
+# on validation (3.5 s an image: flips, 19 thresholds, region limits) and score the test part
+# (1.1 s an image). A fold of 322 images has three times the validation and test images: about
+# 6.5 min after training, so 8 min of training (the budget ends the epoch that crosses it) makes
+# about 15 min a fold. On a quiet machine (42 s an epoch) the 12 epochs fit in the 8 minutes.
+FOLD_SETTINGS = {"default": {"epochs": 12, "patience": 5, "time_budget_minutes": 8.0}}
 N_RESAMPLES = 2000
 CONFIDENCE = 0.95
 HEADLINE_RATES = (0.5, 1.0, 2.0)  # false positives per image (issue #17)
@@ -51,7 +57,7 @@ def fold_config(config: RecipeConfig, mode: str, overridden: set[str]) -> Recipe
 
     Example:
         >>> fold_config(RecipeConfig(), "default", set()).time_budget_minutes
-        10.0
+        8.0
     """
     settings = {k: v for k, v in FOLD_SETTINGS.get(mode, {}).items() if k not in overridden}
     return replace(config, **settings)
@@ -392,7 +398,10 @@ def budget_paragraph(run: common.Run, config: RecipeConfig, n_folds: int) -> str
     if run.scale.name == "default":
         text += (
             " The default per-fold budget replaces the single split's 30 epochs / 24 min so that "
-            "5 folds of MIAS-sized data (322 images) fit about 75 minutes on two cores; "
+            "5 folds fit a CPU session: measured on a mias-dev fold on two busy cores, an epoch "
+            "takes 62-84 s and a fold about 3 min after training (saving, choosing on "
+            "validation, scoring its test part), so 5 folds of mias-dev take about 55-60 min, and "
+            "of 322 images (three times the validation and test images per fold) about 75 min. "
             "`--set time_budget_minutes=T` sets another per-fold budget."
         )
     return text

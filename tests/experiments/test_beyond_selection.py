@@ -25,7 +25,13 @@ def _records(prefix: str, n: int = 3) -> list[Record]:
 
 @pytest.fixture
 def calls(monkeypatch):
-    seen: dict[str, list] = {"evaluate": [], "select": [], "train": [], "split_metrics": []}
+    seen: dict[str, list] = {
+        "evaluate": [],
+        "select": [],
+        "train": [],
+        "split_metrics": [],
+        "image_scores": [],
+    }
 
     def evaluate_records(predictor, records, thresholds, keep=(), region_choices=()):
         seen["evaluate"].append(([r.image_id for r in records], list(thresholds)))
@@ -51,7 +57,13 @@ def calls(monkeypatch):
     monkeypatch.setattr(beyond, "train_recipe", train_recipe)
     monkeypatch.setattr(beyond, "evaluate_records", evaluate_records)
     monkeypatch.setattr(beyond, "select_postprocessing", select_postprocessing)
+
+    def image_scores(evaluation, threshold, patient_ids):
+        seen["image_scores"].append((evaluation.split, threshold, list(patient_ids)))
+        return SimpleNamespace(to_rows=lambda: [f"rows of {evaluation.split}"])
+
     monkeypatch.setattr(beyond, "split_metrics", split_metrics)
+    monkeypatch.setattr(beyond, "image_scores", image_scores)
     monkeypatch.setattr(beyond, "with_region_limit", lambda evaluation, regions: evaluation)
     monkeypatch.setattr(beyond, "save_recipe", lambda *args, **kwargs: None)
     monkeypatch.setattr(beyond, "_figures", lambda *args, **kwargs: [])
@@ -73,5 +85,8 @@ def test_threshold_is_chosen_on_validation_and_used_on_test(calls, tmp_path, res
     assert calls["select"] == [("counts of val", "limited of val")]  # never the test counts
     assert test_ids == ["test0", "test1", "test2"] and test_thresholds == [0.35]
     assert calls["split_metrics"] == [("val", 0.35), ("test", 0.35)]
+    # the per-image table that --folds pools: the test images at the chosen threshold
+    assert calls["image_scores"] == [("test", 0.35, ["testp0", "testp1", "testp2"])]
+    assert result["test_images"] == ["rows of test"]
     assert result["threshold"] == 0.35 and result["mask_regions"] == 2
     assert calls["train"][0]["resume"] is resume  # --resume reaches training
