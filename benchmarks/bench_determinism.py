@@ -69,7 +69,12 @@ def measure(setting: str, steps: int, images: int, seed: int) -> dict:
     for image in work:
         predict_working(model, image, config)
     image_seconds = (time.perf_counter() - start) / len(work)
-    return {"setting": setting, "precision": precision, "step": step_seconds, "image": image_seconds}
+    return {
+        "setting": setting,
+        "precision": precision,
+        "step": step_seconds,
+        "image": image_seconds,
+    }
 
 
 def main() -> None:
@@ -104,8 +109,8 @@ def main() -> None:
             row = json.loads(output.stdout.strip().splitlines()[-1])
             results[setting].append(row)
             print(
-                f"  repeat {repeat + 1} determinism {setting:>3}: {1000 * row['step']:.0f} ms/step, "
-                f"{row['image']:.2f} s/image",
+                f"  repeat {repeat + 1} determinism {setting:>3}: "
+                f"{1000 * row['step']:.0f} ms/step, {row['image']:.2f} s/image",
                 flush=True,
             )
 
