@@ -11,6 +11,19 @@ Each setting runs in its own process (the setting is global to TensorFlow), the 
 (``--repeats``) so load from other processes hits both alike, and the best and median of each
 are printed with the machine's load average.
 
+Measured on two cores shared with other runs (bf16, 2 whole images per process):
+
+| run | determinism | ms/step best | ms/step median | s/image best | s/image median |
+|---|---|---|---|---|---|
+| 20 steps, 3 processes each, load 4.5-6.5 | off | 1025 | 1026 | 0.40 | 0.42 |
+| | on | 452 | 826 | 0.46 | 0.47 |
+| 30 steps, 4 processes each, load 2.6-4.0 | off | 512 | 545 | 0.36 | 0.41 |
+| | on | 508 | 600 | 0.22 | 0.42 |
+
+The step times cluster at about 510 and 680 ms with either setting (the other runs' load), so
+the medians swap order between the two runs; the best times are equal: no measurable cost, and
+`beyond_mass_segmentation.py` turns determinism on by default.
+
 Run:
     python benchmarks/bench_determinism.py [--steps 20] [--repeats 3] [--images 2]
 """
