@@ -71,6 +71,25 @@ def test_mrcnn_mask_loss_hand_value_and_empty():
     assert none.numpy() == 0.0
 
 
+def test_losses_without_positives_are_zero_with_zero_gradients():
+    """No positive anchor or ROI (#14's first suspect): a mean over nothing would be NaN and
+    its NaN gradient would poison every weight in one step; here each loss and gradient is 0."""
+    rpn_logits, rpn_bbox = tf.Variable(tf.ones((1, 3, 2))), tf.Variable(tf.ones((1, 3, 4)))
+    bbox, masks = tf.Variable(tf.ones((1, 2, 2, 4))), tf.Variable(tf.fill((1, 2, 4, 4, 2), 0.3))
+    no_roi = tf.zeros((1, 2), tf.int32)
+    with tf.GradientTape() as tape:
+        values = [
+            losses.rpn_class_loss(tf.zeros((1, 3, 1), tf.int32), rpn_logits),  # all neutral
+            losses.rpn_bbox_loss(tf.ones((1, 2, 4)), tf.constant([[-1, 0, -1]]), rpn_bbox),
+            losses.mrcnn_bbox_loss(tf.ones((1, 2, 4)), no_roi, bbox),
+            losses.mrcnn_mask_loss(tf.ones((1, 2, 4, 4)), no_roi, masks),
+        ]
+        total = tf.add_n(values)
+    assert [v.numpy() for v in values] == [0.0, 0.0, 0.0, 0.0]
+    for grad in tape.gradient(total, [rpn_logits, rpn_bbox, bbox, masks]):
+        np.testing.assert_array_equal(tf.convert_to_tensor(grad).numpy(), 0.0)
+
+
 def test_weight_decay_skips_gamma_and_beta():
     bn = keras.layers.BatchNormalization()
     bn.build((None, 2))

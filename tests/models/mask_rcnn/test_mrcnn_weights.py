@@ -9,6 +9,7 @@ import pytest
 from mammoseg.models.mask_rcnn import COCO_HEADS, Config, MammoConfig, MaskRCNN
 from mammoseg.models.mask_rcnn.backbone import build_backbone
 from mammoseg.models.mask_rcnn.checkpoints import weight_groups
+from mammoseg.models.mask_rcnn.model import MaskRCNNSequence
 
 
 def layer_shapes(model):
@@ -16,8 +17,32 @@ def layer_shapes(model):
     return {name: [(w, v.shape) for w, v in weights] for name, weights in weight_groups(model)}
 
 
-def write_keras2_file(path, groups, extra_empty=("activation_1", "avg_pool"), seed=0):
-    """Write a Keras 2 `save_weights` HDF5 file with h5py: random values; returns them."""
+def trained_scale(weight_name, value):
+    """A trained network's statistics made from uniform(0.5, 1.5) ``value``: zero-mean kernels
+    of variance 1 / fan-in (LeCun uniform), zero biases, shifts and means, unit scales and
+    variances (neutral batch norm).
+
+    The raw values, all positive, cannot cancel: even ×0.01 they multiply a ResNet's
+    activations by about 10 (stage 3) to 2,000 (stage 5) per bottleneck block, so ResNet-50's
+    C5 reaches 1e37 and the FPN overflows to inf before any training step (keras.applications'
+    ResNet50 does the same with them). With these values P2-P6 stay near the input's scale.
+    """
+    if weight_name.endswith("kernel:0"):
+        fan_in = int(np.prod(value.shape[:-1]))
+        return ((value - 1.0) * 2.0 * np.sqrt(3.0 / fan_in)).astype(np.float32)
+    if weight_name.endswith(("gamma:0", "moving_variance:0")):
+        return np.ones_like(value)
+    return np.zeros_like(value)  # bias, beta, moving_mean
+
+
+def write_keras2_file(
+    path, groups, extra_empty=("activation_1", "avg_pool"), seed=0, *, trained=False
+):
+    """Write a Keras 2 `save_weights` HDF5 file with h5py: random values; returns them.
+
+    The values are uniform(0.5, 1.5), or with ``trained`` at a trained network's scale (see
+    `trained_scale`), which a network can be trained from.
+    """
     rng = np.random.default_rng(seed)
     values = {}
     with h5py.File(path, "w") as f:
@@ -32,6 +57,8 @@ def write_keras2_file(path, groups, extra_empty=("activation_1", "avg_pool"), se
             g.attrs["weight_names"] = np.array([w.encode() for w, _ in weights])
             for weight_name, shape in weights:
                 value = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+                if trained:
+                    value = trained_scale(weight_name, value)
                 g.create_dataset(weight_name, data=value)
                 values[weight_name] = value
     return values
@@ -228,3 +255,32 @@ def test_coco_file_shapes_load_into_resnet50(tmp_path):
     np.testing.assert_array_equal(
         _weight(model.keras_model, "mrcnn_class_conv1"), values["mrcnn_class_conv1/kernel:0"]
     )
+
+
+@pytest.mark.slow
+def test_training_from_a_written_resnet50_file_stays_finite(discs, tmp_path):
+    """#14: two SGD steps from a COCO-layout file at a trained network's scale, every layer
+    trainable, keep the pyramid, the five losses and every weight finite, and move weights."""
+    config = MammoConfig(
+        IMAGE_RESIZE_MODE="square",
+        IMAGE_MIN_SCALE=0,
+        IMAGE_MIN_DIM=64,
+        IMAGE_MAX_DIM=64,
+        IMAGES_PER_GPU=2,
+    )
+    model = MaskRCNN("training", config, tmp_path)
+    path = tmp_path / "mask_rcnn_coco_like.h5"
+    values = write_keras2_file(path, layer_shapes(model.keras_model), trained=True)
+    model.load_weights(path, by_name=True, exclude=COCO_HEADS)
+    batches = MaskRCNNSequence(discs, config, seed=0)
+    net = model.keras_model
+    # raw uniform(0.5, 1.5) kernels, even x0.01, made P2-P6 inf here, before any step
+    for level in net.backbone(batches[0]["input_image"]):
+        assert np.abs(level.numpy()).max() < 1e4
+    model.set_trainable(".*")
+    model.compile(learning_rate=1e-3, momentum=0.9)
+    for step in range(2):
+        logs = net.train_on_batch(batches[step], return_dict=True)
+        assert all(np.isfinite(v) for v in logs.values()), (step, logs)
+        assert all(np.isfinite(w.numpy()).all() for w in net.weights), step
+    assert not np.array_equal(_weight(net, "res5c_branch2c"), values["res5c_branch2c/kernel:0"])
