@@ -56,20 +56,32 @@ def set_precision(precision: str = "auto") -> str:
 
 
 def set_determinism(*, enabled: bool = True) -> None:
-    """Make TensorFlow's ops bit-reproducible for a seed, or stop doing so.
+    """Make TensorFlow's ops bit-reproducible for a seed for the rest of this process.
 
     By default two CPU runs with the same seed drift apart from the first steps (threaded
     reductions add in a varying order): after 10 training steps of the recipe's UNet the
     weights differed by up to 0.15; with determinism on they were equal, at no measurable cost
     on a 2-core CPU. Ops without a deterministic kernel then raise instead of running.
 
+    TensorFlow's public API can turn op determinism on but not off again, so
+    ``enabled=False`` does nothing in a process where it was never turned on, and raises a
+    ``RuntimeError`` (start a new process) where this function turned it on.
+
     Example:
         >>> set_determinism(enabled=True)  # doctest: +SKIP
     """
+    global _DETERMINISM_ON
     if enabled:
         tf.config.experimental.enable_op_determinism()
-    else:
-        tf.config.experimental.disable_op_determinism()
+        _DETERMINISM_ON = True
+    elif _DETERMINISM_ON:
+        raise RuntimeError(
+            "op determinism was turned on in this process and TensorFlow offers no public way "
+            "to turn it off: run the non-deterministic work in a new process"
+        )
+
+
+_DETERMINISM_ON = False
 
 
 def make_strategy(name: str = "default") -> tf.distribute.Strategy:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -162,3 +165,27 @@ def test_an_unreadable_checkpoint_is_an_error_naming_the_file(tmp_path):
     (folder / "state.json").write_text('{"epoch": 1, "wei')  # a torn state file
     with pytest.raises(CheckpointError, match=r"state\.json: cannot be read \(JSONDecodeError"):
         _fit(tmp_path, 2, resume=True)
+
+
+def test_determinism_cannot_be_turned_off_once_on_and_says_so():
+    # In a child process: op determinism is process-wide and cannot be undone.
+    code = (
+        "from mammoseg import training\n"
+        "training.set_determinism(enabled=False)\n"  # never on: nothing to do
+        "training.set_determinism(enabled=True)\n"
+        "import tensorflow as tf\n"
+        "from tensorflow.python.framework import config\n"
+        "assert config.is_op_determinism_enabled()\n"
+        "try:\n"
+        "    training.set_determinism(enabled=False)\n"
+        "except RuntimeError as err:\n"
+        "    print('refused:', err)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "refused: op determinism was turned on in this process" in done.stdout
