@@ -11,7 +11,7 @@ Modules:
     phantom       the built-in phantom mammograms (MIAS layout), the default dataset
     phantom_cbis  the phantom in the CBIS-DDSM layout (DICOMs + CSVs)
     cache         the HDF5 preprocessing cache: build, read, checksums, staleness
-    split         the patient split (60/20/20)
+    split         the patient split (60/20/20) and patient-level K folds (`kfold_by_patient`)
     augment       ImageDataGenerator-style rotations
     oversampling  tumour oversampling and the authors' large-tumour subset
     pipeline      tf.data: `make_dataset` (records or cache), `dataset_from_arrays`
@@ -107,6 +107,8 @@ def __getattr__(attribute: str):
     # stays fast for the readers.
     lazy = {
         "split_by_patient": "mammoseg.data.split",
+        "kfold_by_patient": "mammoseg.data.split",
+        "Fold": "mammoseg.data.split",
         "oversample": "mammoseg.data.oversampling",
         "authors_large_tumour_subset": "mammoseg.data.oversampling",
         "RotationAugment": "mammoseg.data.augment",
@@ -122,6 +124,7 @@ def __getattr__(attribute: str):
 
 
 __all__ = [
+    "Fold",
     "LESION_KINDS",
     "Lesion",
     "MammosegDataError",
@@ -132,6 +135,7 @@ __all__ = [
     "dataset_from_arrays",
     "decode_records",
     "download_mias",
+    "kfold_by_patient",
     "load_image",
     "load_instance_masks",
     "load_mask",

@@ -31,7 +31,7 @@ Layout (matterport's three user modules first):
 - `losses`: the five losses as pure TensorFlow functions;
 - `network`: `MaskRCNNNetwork`, the `keras.Model` for training and inference;
 - `checkpoints`: weights written in the Keras 2 ``save_weights`` layout matterport reads;
-- `evaluate`: matterport mAP over a dataset, COCO AP and FROC.
+- `evaluate`: matterport mAP over a dataset, COCO AP, and the inputs of `mammoseg.metrics.froc`.
 
 Example:
     >>> from mammoseg.models.mask_rcnn import MammoConfig, MaskRCNN, RecordDataset

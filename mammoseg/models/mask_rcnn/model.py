@@ -29,6 +29,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from mammoseg.checks import closest_match
 from mammoseg.models.mask_rcnn import utils
@@ -220,6 +221,41 @@ def load_image_gt(
         mask = utils.minimize_mask(boxes, mask, config.MINI_MASK_SHAPE)
     meta = utils.compose_image_meta(image_id, original_shape, image.shape, window, scale, active)
     return image, meta, class_ids, boxes, mask
+
+
+NON_FINITE_HINT = (
+    "the features overflowed float32 or the weights diverged. Check the loaded weights (a file "
+    "whose kernels are not a trained network's, e.g. all positive, overflows a ResNet-50 to "
+    "inf before the first step) or lower learning_rate ({learning_rate})."
+)
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stop training with a `FloatingPointError` at the first batch whose loss is NaN or inf,
+    before a checkpoint saves non-finite weights (which could not be loaded again).
+
+    Example:
+        >>> StopOnNonFiniteLoss(0.001).on_train_batch_end(0, {"loss": float("nan")})
+        Traceback (most recent call last):
+        ...
+        FloatingPointError: Mask R-CNN training loss is nan at epoch 0, batch 0: ...
+    """
+
+    def __init__(self, learning_rate: float):
+        super().__init__()
+        self.learning_rate = learning_rate
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            raise FloatingPointError(
+                f"Mask R-CNN training loss is {float(loss)} at epoch {self.epoch}, batch "
+                f"{batch}: " + NON_FINITE_HINT.format(learning_rate=self.learning_rate)
+            )
 
 
 class MaskRCNNSequence(keras.utils.PyDataset):
@@ -701,18 +737,29 @@ class MaskRCNN:
             MatterportCheckpoint(self.checkpoint_path),
             *(custom_callbacks or []),
         ]
+        callbacks.insert(0, StopOnNonFiniteLoss(learning_rate))  # before the checkpoint
         self.set_trainable(regex)
         self.compile(learning_rate, c.LEARNING_MOMENTUM)
-        history = self.keras_model.fit(
-            train_gen,
-            initial_epoch=self.epoch,
-            epochs=epochs,
-            steps_per_epoch=len(train_gen),
-            validation_data=val_gen,
-            validation_steps=c.VALIDATION_STEPS if val_gen else None,
-            callbacks=callbacks,
-            verbose=0,
-        )
+        try:
+            history = self.keras_model.fit(
+                train_gen,
+                initial_epoch=self.epoch,
+                epochs=epochs,
+                steps_per_epoch=len(train_gen),
+                validation_data=val_gen,
+                validation_steps=c.VALIDATION_STEPS if val_gen else None,
+                callbacks=callbacks,
+                verbose=0,
+            )
+        except tf.errors.InvalidArgumentError as err:
+            # Non-finite features make non-finite ROIs, which CropAndResize refuses before
+            # any loss is reported.
+            if "not finite" not in str(err):
+                raise
+            raise FloatingPointError(
+                "Mask R-CNN training produced non-finite ROI boxes (CropAndResize refused "
+                "them): " + NON_FINITE_HINT.format(learning_rate=learning_rate)
+            ) from err
         self.epoch = max(self.epoch, epochs)
         return history
 

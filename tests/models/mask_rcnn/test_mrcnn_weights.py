@@ -1,6 +1,7 @@
 """Published weight files (Keras 2 `save_weights` layout) load by name; checkpoints round-trip."""
 
 import os
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from mammoseg.models.mask_rcnn import COCO_HEADS, Config, MammoConfig, MaskRCNN
 from mammoseg.models.mask_rcnn.backbone import build_backbone
 from mammoseg.models.mask_rcnn.checkpoints import weight_groups
-from mammoseg.models.mask_rcnn.model import MaskRCNNSequence
+from mammoseg.models.mask_rcnn.model import MaskRCNNSequence, StopOnNonFiniteLoss
 
 
 def layer_shapes(model):
@@ -284,3 +285,33 @@ def test_training_from_a_written_resnet50_file_stays_finite(discs, tmp_path):
         assert all(np.isfinite(v) for v in logs.values()), (step, logs)
         assert all(np.isfinite(w.numpy()).all() for w in net.weights), step
     assert not np.array_equal(_weight(net, "res5c_branch2c"), values["res5c_branch2c/kernel:0"])
+
+
+def test_a_nan_loss_stops_training_with_a_hint():
+    callback = StopOnNonFiniteLoss(0.02)
+    callback.on_epoch_begin(3)
+    callback.on_train_batch_end(0, {"loss": 1.5})  # finite: nothing happens
+    with pytest.raises(FloatingPointError, match=r"loss is inf at epoch 3, batch 7: .*0\.02"):
+        callback.on_train_batch_end(7, {"loss": float("inf")})
+
+
+@pytest.mark.slow
+def test_training_from_overflowing_weights_fails_with_a_clear_error(discs, tmp_path):
+    """All-positive kernels overflow the pyramid to inf: train() names the cause instead of
+    TensorFlow's CropAndResize message, and writes no checkpoint of non-finite weights."""
+    config = MammoConfig(
+        IMAGE_RESIZE_MODE="square",
+        IMAGE_MIN_SCALE=0,
+        IMAGE_MIN_DIM=64,
+        IMAGE_MAX_DIM=64,
+        IMAGES_PER_GPU=2,
+        STEPS_PER_EPOCH=1,
+        VALIDATION_STEPS=1,
+    )
+    model = MaskRCNN("training", config, tmp_path)
+    path = tmp_path / "mask_rcnn_coco_like.h5"
+    write_keras2_file(path, layer_shapes(model.keras_model))  # uniform(0.5, 1.5): all positive
+    model.load_weights(path, by_name=True, exclude=COCO_HEADS)
+    with pytest.raises(FloatingPointError, match="Check the loaded weights"):
+        model.train(discs, None, learning_rate=1e-3, epochs=1, layers="all")
+    assert not list(Path(model.log_dir).glob("*.h5"))
