@@ -332,6 +332,37 @@ def findings(run: common.Run, pooled: dict | None, targets, published: str, prob
     ]
 
 
+def fp_reduction_findings(pooled: dict, paired: dict) -> list[tuple[str, str, str, str]]:
+    """Findings rows of ``--fp-reduction``: the re-ranked candidates' pooled FROC and its paired
+    difference from the plain candidates (same images, same masks)."""
+    sens = [pooled[f"lesion_sensitivity_at_{r:g}fppi"] for r in HEADLINE_RATES]
+    diffs = [paired[f"lesion_sensitivity_at_{r:g}fppi"] for r in HEADLINE_RATES]
+    froc_diff = paired["froc_mean"]
+    better = froc_diff["low"] is not None and froc_diff["low"] > 0
+    worse = froc_diff["high"] is not None and froc_diff["high"] < 0
+    verdict = (
+        "better (the paired interval is above 0)"
+        if better
+        else "worse (the paired interval is below 0)"
+        if worse
+        else "undecided (the paired interval holds 0)"
+    )
+    return [
+        (
+            "with FP reduction: pooled test sensitivity at 0.5 / 1 / 2 FP per image",
+            "—",
+            " / ".join(interval_text(v) for v in sens),
+            "the masks are unchanged; only the candidates' ranking is",
+        ),
+        (
+            "with FP reduction minus without: sensitivity at 0.5 / 1 / 2 FP per image; FROC mean",
+            "—",
+            " / ".join(interval_text(v) for v in diffs) + f"; {interval_text(froc_diff, 3)}",
+            verdict + " (paired bootstrap over patients)",
+        ),
+    ]
+
+
 def notes(run: common.Run, config: RecipeConfig, pooled: dict | None, rows: list[dict]) -> str:
     """The Markdown after the findings: how the folds were made and scored, the per-fold table."""
     k = len(rows)
@@ -407,7 +438,9 @@ def budget_paragraph(run: common.Run, config: RecipeConfig, n_folds: int) -> str
     return text
 
 
-def plot_froc_band(path: Path, pooled: dict, fold_curves: dict[int, list[float]]) -> None:
+def plot_froc_band(
+    path: Path, pooled: dict, fold_curves: dict[int, list[float]], title: str = ""
+) -> None:
     """The pooled FROC with its 95 % band over patients, and each fold's curve, thin."""
     import matplotlib
 
@@ -444,7 +477,7 @@ def plot_froc_band(path: Path, pooled: dict, fold_curves: dict[int, list[float]]
     ax.set_ylim(0, 1.02)
     ax.set_title(
         f"FROC of {len(fold_curves)} folds pooled: {pooled['n_lesions']} masses, "
-        f"{pooled['n_images']} images"
+        f"{pooled['n_images']} images{title}"
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
@@ -453,20 +486,102 @@ def plot_froc_band(path: Path, pooled: dict, fold_curves: dict[int, list[float]]
     plt.close(fig)
 
 
-def report_folds(run: common.Run, folds: list[Fold], results: list[dict], kinds) -> dict:
-    """Pool the finished folds, write ``test_images.csv`` and the FROC figure; the summary for
-    metrics.json (``pooled`` is None when a fold did not finish)."""
+def report_folds(
+    run: common.Run,
+    folds: list[Fold],
+    results: list[dict],
+    kinds,
+    *,
+    suffix: str = "",
+    title: str = "",
+) -> dict:
+    """Pool the finished folds, write ``test_images<suffix>.csv`` and the FROC figure; the
+    summary for metrics.json (``pooled`` is None when a fold did not finish).
+
+    Args:
+        suffix: added to the table's and the figure's names (``"_fp"`` for the candidates
+            re-scored by the false-positive reduction).
+        title: added to the figure's title.
+    """
     rows = fold_rows(folds, results, kinds)
     unfinished = [f"fold_{row['fold']} ({row['status']})" for row in rows if row["status"] != "ok"]
     if unfinished:
         return {"pooled": None, "folds": rows, "problem": "not pooled: " + ", ".join(unfinished)}
+    table, figure = _with_suffix(POOLED_TABLE, suffix), _with_suffix(FROC_FIGURE, suffix)
     scores, fold_of = pooled_scores(folds, results)
-    write_pooled_table(run.dir / POOLED_TABLE, scores, fold_of)
+    write_pooled_table(run.dir / table, scores, fold_of)
     print(f"  pooling {len(scores)} test images; bootstrap over patients ...", flush=True)
     pooled = pooled_metrics(scores, seed=run.args.seed)
     curves = {}
     for k, result in enumerate(results, 1):
         froc = ImageScores.from_rows(result["test_images"]).metrics(fp_rates=BAND_RATES)["froc"]
         curves[k] = [froc[float(r)] for r in BAND_RATES]
-    plot_froc_band(run.dir / FROC_FIGURE, pooled, curves)
-    return {"pooled": pooled, "folds": rows, "figure": FROC_FIGURE, "table": POOLED_TABLE}
+    plot_froc_band(run.dir / figure, pooled, curves, title)
+    return {"pooled": pooled, "folds": rows, "figure": figure, "table": table}
+
+
+def _with_suffix(name: str, suffix: str) -> str:
+    stem, dot, extension = name.rpartition(".")
+    return f"{stem}{suffix}{dot}{extension}"
+
+
+# ---------------------------------------------------------------- paired comparison
+
+PAIRED = (
+    "dice_per_image_mean",
+    "empty_prediction_rate",
+    "froc_mean",
+    *(f"lesion_sensitivity_at_{r:g}fppi" for r in HEADLINE_RATES),
+)
+
+
+def _paired_vector(metrics: dict) -> np.ndarray:
+    froc = metrics["froc"]
+    return np.array(
+        [
+            metrics["dice_per_image_mean"],
+            metrics["empty_prediction_rate"],
+            metrics["froc_mean"],
+            *(froc[float(r)] for r in HEADLINE_RATES),
+        ],
+        dtype=np.float64,
+    )
+
+
+def paired_difference(
+    base: ImageScores, other: ImageScores, *, seed: int, n_resamples: int = N_RESAMPLES
+) -> dict:
+    """``other`` minus ``base`` on the same test images, with a 95 % bootstrap interval over
+    patients (both recomputed on each resample of the same patients, so the images' shared
+    difficulty cancels out): {metric: {"value", "low", "high"}} for the `PAIRED` metrics.
+
+    Raises:
+        ValueError: the two do not hold the same images in the same order.
+
+    Example:
+        >>> paired_difference(baseline, with_fp_reduction, seed=0)["froc_mean"]  # doctest: +SKIP
+        {'value': 0.05, 'low': -0.02, 'high': 0.12}
+    """
+    if base.image_ids != other.image_ids:
+        raise ValueError("the two runs did not score the same images in the same order")
+
+    def statistic(indices):
+        return _paired_vector(other.metrics(indices, fp_rates=FROC_FP_RATES)) - _paired_vector(
+            base.metrics(indices, fp_rates=FROC_FP_RATES)
+        )
+
+    interval = bootstrap_interval(
+        statistic,
+        base.patient_ids,
+        n_resamples=n_resamples,
+        confidence=CONFIDENCE,
+        seed=seed,
+    )
+    return {
+        name: {
+            "value": _number(interval.estimate[k]),
+            "low": _number(interval.low[k]),
+            "high": _number(interval.high[k]),
+        }
+        for k, name in enumerate(PAIRED)
+    }

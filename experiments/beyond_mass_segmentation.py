@@ -160,6 +160,44 @@ def run_fold(run: common.Run, config: RecipeConfig, folder, fold, k: int) -> dic
     return run_recipe(run, config, folder, splits, showcase=k == 1)
 
 
+def run_fp_fold(run: common.Run, folder, fold, k: int) -> dict:
+    """The second stage of fold ``k`` (``--fp-reduction``): a candidate classifier trained on the
+    fold's own training and validation images with the fold's model (``fold_<k>/``), then the
+    fold's test images scored again with their candidates re-ranked (the masks are the same)."""
+    from mammoseg.recipes import CandidateClassifier, FPReductionConfig
+
+    fold_result = run.results[f"fold_{k}"]
+    predictor = Predictor.load(run.dir / f"fold_{k}" / "model.keras")
+    config = predictor.config
+    print("  candidate classifier: predicting the fold's training images ...", flush=True)
+    works = prepare_records([*fold.train, *fold.val], config)
+    probabilities = [predictor.predict_working(work) for work in works]
+    reducer = CandidateClassifier(FPReductionConfig(seed=run.args.seed))
+    info = reducer.fit(
+        works,
+        probabilities,
+        candidate_threshold=config.candidate_threshold,
+        min_area=config.min_candidate_area,
+    )
+    reducer.save(folder)
+    print(
+        f"  trained on {info['patches']} patches ({info['hits']} hits, {info['false_positives']} "
+        f"false positives, {info['lesions']} masses); re-scoring the test images ...",
+        flush=True,
+    )
+    threshold = fold_result["threshold"]
+    test_eval = evaluate_records(predictor, fold.test, [threshold], rescore=reducer.rescore)
+    patients = [r.patient_id for r in fold.test]
+    return {
+        "classifier": {**info, "config": reducer.config.__dict__},
+        "threshold": threshold,
+        "mask_regions": fold_result.get("mask_regions"),
+        "training": fold_result["training"],
+        "test": split_metrics(test_eval, threshold),
+        "test_images": image_scores(test_eval, threshold, patients).to_rows(),
+    }
+
+
 def _showcase_ids(records, kinds, n: int = 4) -> list[str]:
     with_lesion = [r.image_id for r in records if r.has_lesion(kinds)]
     normal = [r.image_id for r in records if not r.has_lesion(kinds)]
@@ -382,6 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="patient-level K-fold cross-validation: one model per fold, every image tested "
         "once, pooled figures with 95%% bootstrap intervals over patients",
     )
+    parser.add_argument(
+        "--fp-reduction",
+        action="store_true",
+        help="with --folds: also train each fold's candidate classifier (false-positive "
+        "reduction) and report the pooled figures with the candidates re-ranked beside the "
+        "plain ones (a finished --folds run gains them with --resume --fp-reduction)",
+    )
     # Deterministic ops cost nothing measurable on two cores (benchmarks/bench_determinism.py)
     # and make a seed mean one model: on by default for the recipe.
     parser.set_defaults(deterministic=True)
@@ -395,7 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.fp_reduction and args.folds is None:
+        parser.error("--fp-reduction needs --folds K (it is measured by cross-validation)")
     config = CONFIGS[args.mode]
     if args.folds is not None:  # a smaller budget per fold, unless --set gives one
         config = beyond_folds.fold_config(config, args.mode, beyond_folds.set_keys(args.set))
@@ -452,15 +500,32 @@ def cross_validate(run: common.Run, config: RecipeConfig) -> None:
     summary = beyond_folds.report_folds(run, folds, results, config.kinds)
     pooled = summary["pooled"]
     figures = [summary["figure"]] if pooled else []
+    rows = beyond_folds.findings(run, pooled, TARGETS, PUBLISHED, summary.get("problem", ""))
+    extra = {}
+    if run.args.fp_reduction:
+        fp_results = [
+            run.sub_run(f"fp_{k}", lambda folder, f=fold, k=k: run_fp_fold(run, folder, f, k))
+            if result.get("status") == "ok"
+            else {"status": f"fold_{k} {result.get('status')}"}
+            for k, (fold, result) in enumerate(zip(folds, results), 1)
+        ]
+        fp_summary = beyond_folds.report_folds(
+            run, folds, fp_results, config.kinds, suffix="_fp", title=" (FP reduction)"
+        )
+        extra = {"pooled_fp_reduction": fp_summary["pooled"], "folds_fp_reduction": fp_summary}
+        if pooled and fp_summary["pooled"]:
+            base, _ = beyond_folds.pooled_scores(folds, results)
+            reduced, _ = beyond_folds.pooled_scores(folds, fp_results)
+            paired = beyond_folds.paired_difference(base, reduced, seed=run.args.seed)
+            extra["fp_reduction_minus_plain"] = paired
+            rows += beyond_folds.fp_reduction_findings(fp_summary["pooled"], paired)
+            figures.append(fp_summary["figure"])
     figures += results[0].get("figures", []) if results[0].get("status") == "ok" else []
     try:
-        run.write(
-            beyond_folds.findings(run, pooled, TARGETS, PUBLISHED, summary.get("problem", "")),
-            notes=_fold_notes(run, config, summary),
-            figures=figures,
-        )
+        run.write(rows, notes=_fold_notes(run, config, summary), figures=figures)
     finally:  # also when a failed fold makes `write` end the run: the per-fold rows stay
-        _add_to_metrics(run, pooled=pooled, folds=summary["folds"])
+        extra.pop("folds_fp_reduction", None)
+        _add_to_metrics(run, pooled=pooled, folds=summary["folds"], **extra)
     if pooled is None:
         raise SystemExit(summary["problem"])
     print(

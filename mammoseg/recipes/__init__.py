@@ -15,6 +15,7 @@ Modules:
     train        `train_recipe`: patches in, whole-image validation, time budget
     inference    sliding windows with flips: `Predictor`
     candidates   lesion candidates, the validation-chosen threshold and region limit
+    fp_reduction the second stage: a candidate classifier that re-ranks the candidates
     evaluate     Dice, FROC and sensitivity in the original images' pixels; `ImageScores`,
                  per-image results to pool over folds and resample by patient
     overlay      mask PNGs and overlays with the scored candidates
@@ -47,8 +48,9 @@ from mammoseg.recipes.evaluate import (
     split_metrics,
     with_region_limit,
 )
+from mammoseg.recipes.fp_reduction import CandidateClassifier, FPReductionConfig
 from mammoseg.recipes.inference import Predictor, sliding_window_predict, window_starts
-from mammoseg.recipes.network import build_recipe_model
+from mammoseg.recipes.network import build_recipe_model, load_initial_weights
 from mammoseg.recipes.preprocess import (
     WorkingImage,
     prepare_record,
@@ -62,7 +64,9 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "REGION_CHOICES",
     "BreastCrop",
+    "CandidateClassifier",
     "Evaluation",
+    "FPReductionConfig",
     "ImageScores",
     "LesionCentredSampler",
     "Predictor",
@@ -75,6 +79,7 @@ __all__ = [
     "find_breast",
     "image_scores",
     "keep_best_regions",
+    "load_initial_weights",
     "load_recipe",
     "overlap_counts",
     "prepare_record",

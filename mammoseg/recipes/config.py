@@ -15,6 +15,7 @@ from mammoseg.checks import check_choice, check_positive_int
 
 RECIPE_FILE = "recipe.json"
 LOSSES = ("dice_bce", "focal_tversky")
+INIT_SUFFIXES = (".keras", ".weights.h5")
 
 
 def check_scale_range(value) -> tuple[float, float]:
@@ -68,6 +69,11 @@ class RecipeConfig:
             one of `mammoseg.models.encoders.list_encoders()` ("mobilenetv2", "resnet50", ...).
         encoder_weights: with an encoder, None (random), "imagenet" (downloaded by Keras) or the
             path of the backbone's weights file; only training loads them.
+        init_weights: None (a random start) or a trained recipe model of the same
+            architecture (``model.keras`` or ``.weights.h5``) to start from, e.g. one pre-trained
+            on the built-in phantom (``experiments/beyond_mass_segmentation.py --pretrain``);
+            only training loads it, and resuming an interrupted run restores its own checkpoint
+            instead.
 
     Raises:
         ValueError: any value outside its range, naming the field.
@@ -100,6 +106,7 @@ class RecipeConfig:
     scale_range: tuple[float, float] = (0.75, 1.33)
     encoder: str | None = None
     encoder_weights: str | None = None
+    init_weights: str | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -151,6 +158,13 @@ class RecipeConfig:
                 f"`min_candidate_area` must be >= 1, received {self.min_candidate_area!r}"
             )
         self._check_encoder()
+        if self.init_weights is not None and not (
+            isinstance(self.init_weights, str) and self.init_weights.endswith(INIT_SUFFIXES)
+        ):
+            raise ValueError(
+                f"`init_weights` must be None or the path of a {' or '.join(INIT_SUFFIXES)} file "
+                f"(a string), received {self.init_weights!r}"
+            )
         object.__setattr__(self, "kinds", tuple(self.kinds))
         object.__setattr__(self, "scale_range", check_scale_range(self.scale_range))
 

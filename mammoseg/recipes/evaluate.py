@@ -8,7 +8,7 @@ circle, facts.md §6).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -31,6 +31,7 @@ from mammoseg.recipes.candidates import (
     region_limited_counts,
 )
 from mammoseg.recipes.inference import Predictor
+from mammoseg.recipes.preprocess import WorkingImage, preprocess_image
 
 
 @dataclass
@@ -104,6 +105,7 @@ def evaluate_records(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     keep: Sequence[str] = (),
     region_choices: Sequence[int] = (),
+    rescore: Callable[[WorkingImage, np.ndarray, list[Region]], list[Region]] | None = None,
 ) -> Evaluation:
     """Predict every record and collect counts, candidates and truths.
 
@@ -115,12 +117,17 @@ def evaluate_records(
         keep: image ids whose probability maps are kept (for figures).
         region_choices: region limits to count at as well, into ``limited_counts`` (the
             validation split's choice of post-processing).
+        rescore: called with (working image, its working-resolution probability map, the
+            image's candidates) and returning them with new scores: a second stage such as
+            `mammoseg.recipes.fp_reduction.CandidateClassifier.rescore` (the mask is unchanged).
     """
     config = predictor.config
     result = Evaluation(tuple(float(t) for t in thresholds), mask_regions=config.mask_regions)
     for record in records:
         image = read_pixels(record.path)
-        prob, _ = predictor.predict(image)
+        work = preprocess_image(image, config)
+        prob_work = predictor.predict_working(work)
+        prob = work.crop.to_original(prob_work)
         truth = load_mask(record, image.shape, kinds=config.kinds)
         min_area = config.min_candidate_area / config.scale_for(image.shape) ** 2
         result.image_ids.append(record.image_id)
@@ -135,9 +142,10 @@ def evaluate_records(
             result.counts.append(limited[config.mask_regions])
         if region_choices:
             result.limited_counts.append({k: limited[k] for k in region_choices})
-        result.candidates.append(
-            extract_candidates(prob, config.candidate_threshold, int(np.ceil(min_area)))
-        )
+        candidates = extract_candidates(prob, config.candidate_threshold, int(np.ceil(min_area)))
+        if rescore is not None:
+            candidates = rescore(work, prob_work, candidates)
+        result.candidates.append(candidates)
         result.truths.append(_froc_truth(record, config.kinds, truth))
         result.radii.append(_largest_radius(record, config.kinds, image.shape))
         result.contrasts.append(_largest_contrast(record, config.kinds, image))

@@ -15,6 +15,10 @@ Example:
 
 from __future__ import annotations
 
+import os
+import warnings
+from pathlib import Path
+
 import keras
 
 from mammoseg.models import build_model
@@ -57,4 +61,44 @@ def build_recipe_model(config: RecipeConfig, *, load_encoder_weights: bool = Tru
     )
 
 
-__all__ = ["build_recipe_model"]
+def load_initial_weights(model: keras.Model, path: str | os.PathLike) -> keras.Model:
+    """Load the weights of a trained recipe model (``model.keras`` or ``.weights.h5``) into
+    ``model``, which must have the same architecture: the start of a fine-tuning run.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file's weights do not fit ``model`` (naming the file and Keras's reason).
+
+    Example:
+        >>> config = RecipeConfig(patch_size=64, base_filters=4, depth=2)
+        >>> build_recipe_model(config).save("/tmp/pretrained.keras")
+        >>> model = load_initial_weights(build_recipe_model(config), "/tmp/pretrained.keras")
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"`init_weights` file not found: {path}")
+    hint = (
+        "build it with the same base_filters, depth, patch_size and encoder as the pre-trained "
+        "model"
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(path)
+        except ValueError as err:
+            raise ValueError(
+                f"{path}: its weights do not fit this recipe's network ({hint}): {err}"
+            ) from err
+    # Keras only warns when a layer of the model has no weights in the file and keeps its
+    # random start: for a fine-tuning start that is an error too.
+    skipped = [str(w.message) for w in caught if "Skipping" in str(w.message)]
+    if skipped:
+        raise ValueError(
+            f"{path}: its weights do not fit this recipe's network ({hint}); Keras: {skipped[0]}"
+        )
+    for w in caught:  # the others, as they were
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return model
+
+
+__all__ = ["build_recipe_model", "load_initial_weights"]

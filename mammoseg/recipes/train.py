@@ -24,7 +24,7 @@ from mammoseg.metrics import dice_from_counts
 from mammoseg.recipes.candidates import overlap_counts
 from mammoseg.recipes.config import RecipeConfig
 from mammoseg.recipes.inference import predict_working
-from mammoseg.recipes.network import build_recipe_model
+from mammoseg.recipes.network import build_recipe_model, load_initial_weights
 from mammoseg.recipes.preprocess import WorkingImage
 from mammoseg.recipes.sampling import LesionCentredSampler
 from mammoseg.training import fit_segmenter
@@ -138,6 +138,14 @@ class WholeImageValidation(keras.callbacks.Callback):
             self.model.load_weights(best)
 
 
+def _start_model(config: RecipeConfig) -> keras.Model:
+    model = build_recipe_model(config)
+    if config.init_weights is not None:
+        print(f"  starting from the weights of {config.init_weights}", flush=True)
+        load_initial_weights(model, config.init_weights)
+    return model
+
+
 def train_recipe(
     train_images: Sequence[WorkingImage],
     val_images: Sequence[WorkingImage],
@@ -213,7 +221,7 @@ def train_recipe(
 
     started = time.time()
     model, history = fit_segmenter(
-        lambda: build_recipe_model(config),
+        lambda: _start_model(config),
         compile_fn,
         sampler.dataset(),
         val_data,

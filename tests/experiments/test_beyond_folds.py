@@ -87,6 +87,30 @@ def test_quick_two_folds_score_every_image_once_and_report_intervals(tmp_path):
     assert again.stdout.count("already complete, reusing its result") == 2
     assert json.loads((out / "metrics.json").read_text())["pooled"] == pooled
 
+    # --fp-reduction on the finished run: each fold's classifier beside the reused folds, the
+    # same images and masks (same Dice, a paired difference of exactly 0), re-ranked candidates.
+    fp = _run("--quick", "--folds", "2", f"--output-dir={out}", "--resume", "--fp-reduction")
+    assert fp.returncode == 0, fp.stdout[-3000:] + fp.stderr[-3000:]
+    assert fp.stdout.count("already complete, reusing its result") == 2
+    assert (out / "fp_1" / "fp_classifier.keras").is_file() and (
+        out / "froc_folds_fp.png"
+    ).is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["pooled"] == pooled
+    reduced = metrics["pooled_fp_reduction"]
+    assert reduced["dice_per_image_mean"] == pooled["dice_per_image_mean"]
+    assert reduced["n_lesions"] == pooled["n_lesions"] and reduced["n_images"] == 24
+    assert metrics["fp_reduction_minus_plain"]["dice_per_image_mean"] == {
+        "value": 0.0,
+        "low": 0.0,
+        "high": 0.0,
+    }
+    with open(out / "test_images_fp.csv") as handle:
+        fp_rows = list(csv.DictReader(handle))
+    assert [r["image_id"] for r in fp_rows] == [r["image_id"] for r in rows]
+    assert [r["lesions_found"] for r in fp_rows] == [r["lesions_found"] for r in rows]
+    assert "| with FP reduction minus without:" in (out / "report.md").read_text()
+
 
 @pytest.mark.parametrize(
     "value, message",
@@ -205,3 +229,27 @@ def test_interval_verdicts():
     ) == ("target ≤ 0.1: MET (so is the whole interval)")
     assert beyond_folds.interval_verdict(entry, None) == "no target for this data"
     assert beyond_folds.interval_text({"value": None, "low": None, "high": None}) == "n/a"
+
+
+def test_paired_difference_resamples_both_on_the_same_patients():
+    base = _scores(0.5, 0.25)  # a's mass found, b's missed
+    found = ImageScores(
+        base.image_ids, base.patient_ids, base.counts, (np.array([0.9]), np.array([0.8])),
+        base.false_positive_scores,
+    )  # fmt: skip
+    diff = beyond_folds.paired_difference(base, found, seed=0, n_resamples=400)
+    # Resamples (a, a): +0; (b, b): +1; (a, b): +0.5 (sensitivity at every rate).
+    assert diff["lesion_sensitivity_at_1fppi"] == {"value": 0.5, "low": 0.0, "high": 1.0}
+    assert diff["froc_mean"] == {"value": 0.5, "low": 0.0, "high": 1.0}
+    assert diff["dice_per_image_mean"] == {"value": 0.0, "low": 0.0, "high": 0.0}
+    # The other way round, the difference changes sign.
+    back = beyond_folds.paired_difference(found, base, seed=0, n_resamples=400)
+    assert back["lesion_sensitivity_at_1fppi"] == {"value": -0.5, "low": -1.0, "high": 0.0}
+    with pytest.raises(ValueError, match="not score the same images"):
+        beyond_folds.paired_difference(base, base.subset([1, 0]), seed=0)
+
+
+def test_fp_reduction_needs_folds(capsys):
+    with pytest.raises(SystemExit):
+        beyond.main(["--quick", "--fp-reduction"])
+    assert "--fp-reduction needs --folds K" in capsys.readouterr().err

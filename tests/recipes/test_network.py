@@ -58,3 +58,89 @@ def test_recipe_loads_encoder_weights_only_when_asked(tmp_path):
 def test_recipe_encoder_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RecipeConfig(**kwargs)
+
+
+def _working_images(n=2, shape=(96, 96)):
+    import numpy as np
+
+    from mammoseg.recipes.breast_crop import find_breast
+    from mammoseg.recipes.preprocess import WorkingImage
+
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    out = []
+    for k in range(n):
+        mask = ((rows - 40 - 5 * k) ** 2 + (cols - 50) ** 2 <= 64).astype(np.uint8)
+        image = mask.astype(np.float32)
+        crop = find_breast(np.ones(shape, np.float32))
+        out.append(
+            WorkingImage(image, np.ones(shape, bool), crop, -1.0, mask, ((40 + 5 * k, 50, 8),))
+        )
+    return out
+
+
+def test_init_weights_must_name_a_keras_or_weights_file():
+    with pytest.raises(ValueError, match=r"`init_weights` must be None or the path of a \.keras"):
+        RecipeConfig(init_weights="pretrained.h5")
+    with pytest.raises(ValueError, match="`init_weights`"):
+        RecipeConfig(init_weights=3)
+    assert RecipeConfig(init_weights="runs/p/model.keras").init_weights == "runs/p/model.keras"
+
+
+def test_load_initial_weights_errors_name_the_file(tmp_path):
+    from mammoseg.recipes import load_initial_weights
+
+    config = RecipeConfig(patch_size=64, base_filters=4, depth=2)
+    with pytest.raises(FileNotFoundError, match="nothing.keras"):
+        load_initial_weights(build_recipe_model(config), tmp_path / "nothing.keras")
+    other = tmp_path / "wider.keras"
+    build_recipe_model(RecipeConfig(patch_size=64, base_filters=8, depth=2)).save(other)
+    with pytest.raises(ValueError, match=r"wider\.keras: its weights do not fit"):
+        load_initial_weights(build_recipe_model(config), other)
+
+
+def test_train_recipe_starts_from_init_weights(tmp_path):
+    """Fine-tuning: the first weights are the file's (a frozen learning rate keeps them)."""
+    import numpy as np
+
+    from mammoseg.recipes import train_recipe
+
+    config = RecipeConfig(
+        working_size=96, patch_size=32, base_filters=4, depth=2, batch_size=2,
+        steps_per_epoch=1, epochs=1, patience=1, time_budget_minutes=None, tta=False,
+        learning_rate=1e-12,
+    )  # fmt: skip
+    pretrained = build_recipe_model(config)
+    kernels = [w.numpy() + 0.01 * k for k, w in enumerate(pretrained.weights) if w.ndim == 4]
+    for variable, value in zip([w for w in pretrained.weights if w.ndim == 4], kernels):
+        variable.assign(value)
+    path = tmp_path / "pretrained.keras"
+    pretrained.save(path)
+    images = _working_images()
+    started = RecipeConfig.from_dict({**config.to_dict(), "init_weights": str(path)})
+    model, _ = train_recipe(images, images, started, tmp_path / "run", verbose=0)
+    trained = [w.numpy() for w in model.weights if w.ndim == 4]
+    assert len(trained) == len(kernels) > 4
+    for got, want in zip(trained, kernels):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    scratch, _ = train_recipe(images, images, config, tmp_path / "scratch", verbose=0)
+    first = next(w.numpy() for w in scratch.weights if w.ndim == 4)
+    assert not np.allclose(first, kernels[0], atol=1e-3)
+
+
+def test_load_initial_weights_refuses_what_keras_only_warns_about(tmp_path, monkeypatch):
+    """Keras 3 loads a file that lacks some layers with a warning and random weights there."""
+    import warnings
+
+    from mammoseg.recipes import load_initial_weights
+
+    config = RecipeConfig(patch_size=64, base_filters=4, depth=2)
+    model = build_recipe_model(config)
+    path = tmp_path / "partial.keras"
+    model.save(path)
+
+    def warn_only(filepath):
+        warnings.warn("Skipping nested container at 'decoder': no matching group", stacklevel=2)
+
+    monkeypatch.setattr(model, "load_weights", warn_only)
+    with pytest.raises(ValueError, match=r"partial\.keras: its weights do not fit.*Skipping"):
+        load_initial_weights(model, path)
