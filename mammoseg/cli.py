@@ -498,7 +498,7 @@ def _predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from mammoseg.recipes.candidates import extract_candidates
-    from mammoseg.recipes.inference import Predictor
+    from mammoseg.recipes.inference import EnsemblePredictor, Predictor
     from mammoseg.recipes.overlay import save_mask_png, save_overlay_png
     from mammoseg.training import save_json
 
@@ -535,7 +535,10 @@ def _predict(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        predictor = Predictor.load(args.model)
+        if len(args.model) == 1:
+            predictor = Predictor.load(args.model[0])
+        else:
+            predictor = EnsemblePredictor.load(args.model)
     except (FileNotFoundError, ValueError) as err:
         print(f"mammoseg predict: {err}", file=sys.stderr)
         return 2
@@ -549,7 +552,7 @@ def _predict(args: argparse.Namespace) -> int:
         return 2
     out_dir.mkdir(parents=True, exist_ok=True)
     report = {
-        "model": str(args.model),
+        "model": str(args.model[0]) if len(args.model) == 1 else [str(m) for m in args.model],
         "threshold": threshold,
         "mask_regions": config.mask_regions,
         "images": {},
@@ -1078,7 +1081,11 @@ def build_parser() -> argparse.ArgumentParser:
         "PNG): masks, overlays, predictions.json and predictions.csv.",
     )
     predict.add_argument(
-        "--model", required=True, help="model.keras of a recipe run (recipe.json beside it)"
+        "--model",
+        required=True,
+        action="append",
+        help="model.keras of a recipe run (recipe.json beside it); give it several times "
+        "(e.g. each fold_k/model.keras of a --folds run) to average their probability maps",
     )
     predict.add_argument(
         "images",

@@ -815,3 +815,28 @@ def test_verify_command_on_the_real_development_subset(mias_dev, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"{mias_dev}: 110 ok, 212 missing, 1 mismatched of 323 files")
     assert "mismatched (not the standard content): Info.txt" in out
+
+
+def test_predict_averages_several_models(model_path, tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(7)
+    other = tmp_path / "fold_2"
+    other.mkdir()
+    build_recipe_model(CONFIG).save(other / "model.keras")
+    save_recipe(other, CONFIG.with_threshold(0.5))
+    write_pgm(tmp_path / "scan.pgm", _mammogram())
+    status = _run(
+        model_path, [tmp_path / "scan.pgm"], tmp_path / "out", "--model", str(other / "model.keras")
+    )
+    assert status == 0
+    report = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert report["model"] == [str(model_path), str(other / "model.keras")]
+    assert report["threshold"] == pytest.approx(0.4)  # mean of 0.3 and 0.5
+    mask = np.asarray(Image.open(tmp_path / "out" / "scan_mask.png")) > 0
+    one, two = Predictor.load(model_path), Predictor.load(other / "model.keras")
+    image = cli._read_image(tmp_path / "scan.pgm")  # as predict reads it: scaled to [0, 1]
+    mean = (one.predict(image)[0] + two.predict(image)[0]) / 2
+    differ = mask != (mean >= 0.4)
+    assert mask.sum() > 0 and np.all(np.abs(mean[differ] - 0.4) < 1e-5)  # float noise only
+    assert not np.array_equal(mask, one.predict(image)[0] >= 0.3)  # not the first model alone

@@ -13,7 +13,7 @@ Modules:
     sampling     lesion-centred patches for training
     network      the recipe's UNet (`build_recipe_model`)
     train        `train_recipe`: patches in, whole-image validation, time budget
-    inference    sliding windows with flips: `Predictor`
+    inference    sliding windows with flips: `Predictor`, `EnsemblePredictor` (fold models)
     candidates   lesion candidates, the validation-chosen threshold and region limit
     fp_reduction the second stage: a candidate classifier that re-ranks the candidates
     evaluate     Dice, FROC and sensitivity in the original images' pixels; `ImageScores`,
@@ -49,7 +49,12 @@ from mammoseg.recipes.evaluate import (
     with_region_limit,
 )
 from mammoseg.recipes.fp_reduction import CandidateClassifier, FPReductionConfig
-from mammoseg.recipes.inference import Predictor, sliding_window_predict, window_starts
+from mammoseg.recipes.inference import (
+    EnsemblePredictor,
+    Predictor,
+    sliding_window_predict,
+    window_starts,
+)
 from mammoseg.recipes.network import build_recipe_model, load_initial_weights
 from mammoseg.recipes.preprocess import (
     WorkingImage,
@@ -69,6 +74,7 @@ __all__ = [
     "FPReductionConfig",
     "ImageScores",
     "LesionCentredSampler",
+    "EnsemblePredictor",
     "Predictor",
     "RecipeConfig",
     "WorkingImage",

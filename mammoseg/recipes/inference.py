@@ -235,8 +235,76 @@ class Predictor:
         return work.crop.to_original(self.predict_working(work)), work
 
 
+# Settings that decide the working image: the members of an ensemble must agree on them.
+_PREPROCESSING = ("working_size", "crop_margin")
+
+
+class EnsemblePredictor:
+    """Several trained recipe models as one: the mean of their probability maps.
+
+    nnU-Net's default at inference: the K models of a cross-validation, each trained on other
+    patients, average away part of each one's errors. Each member predicts with its own patch
+    size, overlap and flips; the members must agree on the working image (``working_size``,
+    ``crop_margin``). The ensemble's settings are the first member's, with the threshold the
+    mean of the members' thresholds and ``mask_regions`` the most generous member's (unlimited
+    if any member's is).
+
+    Args:
+        predictors: two or more `Predictor` objects (one is allowed and behaves like it).
+
+    Raises:
+        ValueError: no members, or members that prepare images differently (naming the setting).
+
+    Example:
+        >>> ensemble = EnsemblePredictor.load(  # doctest: +SKIP
+        ...     [f"runs/folds/fold_{k}/model.keras" for k in range(1, 6)]
+        ... )
+        >>> prob, work = ensemble.predict(read_pixels("mdb001.pgm"))  # doctest: +SKIP
+    """
+
+    def __init__(self, predictors: list[Predictor]) -> None:
+        predictors = list(predictors)
+        if not predictors:
+            raise ValueError("an ensemble needs at least one model")
+        first = predictors[0].config
+        for index, member in enumerate(predictors[1:], start=2):
+            for name in _PREPROCESSING:
+                ours, theirs = getattr(first, name), getattr(member.config, name)
+                if ours != theirs:
+                    raise ValueError(
+                        f"ensemble members prepare images differently: model 1 has "
+                        f"{name}={ours!r}, model {index} has {name}={theirs!r}"
+                    )
+        limits = [p.config.mask_regions for p in predictors]
+        threshold = float(np.mean([p.config.threshold for p in predictors]))
+        self.predictors = predictors
+        self.config = first.with_postprocessing(threshold, None if None in limits else max(limits))
+
+    @classmethod
+    def load(cls, model_paths: list[str | os.PathLike]) -> EnsemblePredictor:
+        """Load each ``model.keras`` (with its ``recipe.json``) and combine them."""
+        return cls([Predictor.load(path) for path in model_paths])
+
+    def predict_working(self, work: WorkingImage) -> np.ndarray:
+        """Mean probability map of the members at the working resolution."""
+        maps = [member.predict_working(work) for member in self.predictors]
+        return np.mean(maps, axis=0).astype(np.float32)
+
+    def mask(self, probability: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """The final mask of a probability map, as `Predictor.mask` with the ensemble's
+        settings."""
+        threshold = self.config.threshold if threshold is None else threshold
+        return keep_best_regions(probability >= threshold, probability, self.config.mask_regions)
+
+    def predict(self, image: np.ndarray) -> tuple[np.ndarray, WorkingImage]:
+        """(mean probability map of the original image's shape, the `WorkingImage` used)."""
+        work = preprocess_image(image, self.config)
+        return work.crop.to_original(self.predict_working(work)), work
+
+
 __all__ = [
     "FLIPS",
+    "EnsemblePredictor",
     "Predictor",
     "check_model_matches",
     "gaussian_importance",
