@@ -178,6 +178,11 @@ class _CountingPredictor:
         self.bar.update(1)
         return result
 
+    def predict_working(self, work):
+        result = self.predictor.predict_working(work)
+        self.bar.update(1)
+        return result
+
     def mask(self, probability, threshold=None):
         return self.predictor.mask(probability, threshold)
 

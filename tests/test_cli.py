@@ -840,3 +840,31 @@ def test_predict_averages_several_models(model_path, tmp_path):
     differ = mask != (mean >= 0.4)
     assert mask.sum() > 0 and np.all(np.abs(mean[differ] - 0.4) < 1e-5)  # float noise only
     assert not np.array_equal(mask, one.predict(image)[0] >= 0.3)  # not the first model alone
+
+
+def test_scoring_with_a_progress_bar_counts_each_image_once(tmp_path):
+    from mammoseg.data import Lesion, Record
+
+    write_pgm(tmp_path / "a.pgm", _mammogram())
+    lesion = Lesion("mass", center=(40.0, 20.0), radius=6.0)
+    records = [
+        Record("a", "p1", "mias", str(tmp_path / "a.pgm"), lesions=(lesion,)),
+        Record("b", "p2", "mias", str(tmp_path / "a.pgm")),
+    ]
+    predictor = Predictor(lambda batch: batch * 0.0 - 10.0, CONFIG)  # predicts nothing
+    updates = []
+    with pytest.MonkeyPatch.context() as patch:
+        real = cli._progress
+
+        def counting(total, description, *, quiet):
+            bar = real(total, description, quiet=quiet)
+            original = bar.update
+            bar.update = lambda n=1: (updates.append(n), original(n))[1]
+            return bar
+
+        patch.setattr(cli, "_progress", counting)
+        evaluation = cli._evaluate_with_progress(
+            predictor, records, [0.5], description="test", quiet=True
+        )
+    assert evaluation.image_ids == ["a", "b"] and updates == [1, 1]
+    assert evaluation.counts[0][0].tolist() == [0, 0, int(evaluation.counts[0][0][2])]

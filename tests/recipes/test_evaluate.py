@@ -212,3 +212,42 @@ def test_image_scores_rows_round_trip_and_concatenate():
         ImageScores.concatenate([scores, scores.subset([0])])
     with pytest.raises(ValueError, match=r"one entry per image \(3 image ids\).*'patient_ids': 2"):
         ImageScores(("a", "b", "c"), ("p", "q"), np.zeros((3, 3)), ((),) * 3, ((),) * 3)
+
+
+def _two_records(tmp_path):
+    from mammoseg.data import Record
+    from mammoseg.data.pgm import write_pgm
+
+    image = np.zeros((64, 64), np.float32)
+    image[4:60, 4:60] = 0.4
+    rows, cols = np.mgrid[:64, :64]
+    image[np.hypot(rows - 32, cols - 32) <= 6] = 0.8
+    write_pgm(tmp_path / "a.pgm", np.round(image * 255).astype(np.uint8))
+    lesion = Lesion("mass", center=(32.0, 32.0), radius=6.0)
+    return [
+        Record("a", "p1", "mias", str(tmp_path / "a.pgm"), lesions=(lesion,)),
+        Record("b", "p2", "mias", str(tmp_path / "a.pgm")),
+    ]
+
+
+def test_rescore_changes_the_candidates_scores_and_nothing_else(tmp_path):
+    from dataclasses import replace
+
+    from mammoseg.recipes import Predictor, RecipeConfig, evaluate_records
+
+    records = _two_records(tmp_path)
+    config = RecipeConfig(working_size=32, patch_size=32, depth=2)
+    predictor = Predictor(lambda batch: batch * 20.0 - 10.0, config)  # bright pixels: mass
+    seen = []
+
+    def halve(work, prob_work, candidates):
+        seen.append((work.image.shape, prob_work.shape))
+        return [replace(c, score=c.score / 2) for c in candidates]
+
+    plain = evaluate_records(predictor, records, [0.5])
+    halved = evaluate_records(predictor, records, [0.5], rescore=halve)
+    assert len(seen) == 2 and all(a == b and len(a) == 2 for a, b in seen)  # image and its map
+    assert all(np.array_equal(a, b) for a, b in zip(plain.counts, halved.counts))  # same masks
+    before = [c.score for cands in plain.candidates for c in cands]
+    after = [c.score for cands in halved.candidates for c in cands]
+    assert before and np.allclose(after, np.array(before) / 2)
