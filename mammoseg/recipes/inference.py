@@ -283,7 +283,14 @@ class EnsemblePredictor:
     @classmethod
     def load(cls, model_paths: list[str | os.PathLike]) -> EnsemblePredictor:
         """Load each ``model.keras`` (with its ``recipe.json``) and combine them."""
-        return cls([Predictor.load(path) for path in model_paths])
+        model_paths = [Path(path) for path in model_paths]
+        try:
+            return cls([Predictor.load(path) for path in model_paths])
+        except ValueError as err:  # name the files, not their positions
+            text = str(err)
+            for index, path in enumerate(model_paths, start=1):
+                text = text.replace(f"model {index} has", f"{path} has")
+            raise ValueError(text) from err
 
     def predict_working(self, work: WorkingImage) -> np.ndarray:
         """Mean probability map of the members at the working resolution."""

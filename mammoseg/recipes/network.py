@@ -91,7 +91,12 @@ def load_initial_weights(model: keras.Model, path: str | os.PathLike) -> keras.M
             ) from err
     # Keras only warns when a layer of the model has no weights in the file and keeps its
     # random start: for a fine-tuning start that is an error too.
-    skipped = [str(w.message) for w in caught if "Skipping" in str(w.message)]
+    # (An optimizer's state is not a weight: a compiled model warns about it and loads fine.)
+    skipped = [
+        str(w.message)
+        for w in caught
+        if "Skipping" in str(w.message) and "optimizer" not in str(w.message)
+    ]
     if skipped:
         raise ValueError(
             f"{path}: its weights do not fit this recipe's network ({hint}); Keras: {skipped[0]}"

@@ -81,3 +81,18 @@ def test_an_ensemble_of_saved_models_averages_their_maps(tmp_path):
     first, second = one.predict_working(work), two.predict_working(work)
     assert not np.allclose(first, second)  # two different networks
     assert np.allclose(ensemble.predict_working(work), (first + second) / 2, atol=1e-6)
+
+
+def test_loading_members_that_differ_names_their_files(tmp_path):
+    from mammoseg.recipes import save_recipe
+
+    paths = []
+    for name, size in (("a", 64), ("b", 96)):
+        config = RecipeConfig(working_size=size, patch_size=32, base_filters=4, depth=2)
+        (tmp_path / name).mkdir()
+        build_recipe_model(config).save(tmp_path / name / "model.keras")
+        save_recipe(tmp_path / name, config)
+        paths.append(tmp_path / name / "model.keras")
+    with pytest.raises(ValueError) as caught:
+        EnsemblePredictor.load(paths)
+    assert f"{paths[0]} has working_size=64, {paths[1]} has working_size=96" in str(caught.value)

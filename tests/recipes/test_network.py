@@ -2,9 +2,16 @@
 
 import json
 
+import numpy as np
 import pytest
 
-from mammoseg.recipes import RecipeConfig, build_recipe_model, load_recipe, save_recipe
+from mammoseg.recipes import (
+    RecipeConfig,
+    build_recipe_model,
+    load_initial_weights,
+    load_recipe,
+    save_recipe,
+)
 from mammoseg.recipes.inference import check_model_matches
 
 
@@ -144,3 +151,19 @@ def test_load_initial_weights_refuses_what_keras_only_warns_about(tmp_path, monk
     monkeypatch.setattr(model, "load_weights", warn_only)
     with pytest.raises(ValueError, match=r"partial\.keras: its weights do not fit.*Skipping"):
         load_initial_weights(model, path)
+
+
+def test_load_initial_weights_into_a_compiled_model_ignores_the_optimizer(tmp_path):
+    import keras
+
+    config = RecipeConfig(patch_size=32, base_filters=4, depth=2)
+    trained = build_recipe_model(config)
+    trained.compile(optimizer="adam", loss="mse")
+    x = np.random.default_rng(0).random((2, 32, 32, 1)).astype(np.float32)
+    trained.fit(x, x, epochs=1, verbose=0)  # the file now holds an optimizer state
+    trained.save(tmp_path / "trained.keras")
+    fresh = build_recipe_model(config)
+    fresh.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+    load_initial_weights(fresh, tmp_path / "trained.keras")
+    for ours, theirs in zip(fresh.weights, trained.weights):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
