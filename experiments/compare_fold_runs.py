@@ -53,11 +53,12 @@ def load_run_scores(run_dir: str | Path, stage: str = "plain") -> ImageScores:
     Raises:
         ValueError: an unknown stage.
         FileNotFoundError: no fold results in ``run_dir`` (naming the folder and the pattern).
-        RuntimeError: a fold that did not finish, or a gap in the fold numbers (naming it).
+        RuntimeError: an unfinished run (no ``metrics.json``), a fold that did not finish, or
+            fewer or more folds than the run's ``metrics.json`` lists (naming them).
 
     Example:
         >>> scores = load_run_scores("runs/folds_miasdev")  # doctest: +SKIP
-        >>> scores.metrics()["froc"][1.0]
+        >>> scores.metrics()["froc"][1.0]  # doctest: +SKIP
         0.55
     """
     if stage not in STAGES:
@@ -72,6 +73,15 @@ def load_run_scores(run_dir: str | Path, stage: str = "plain") -> ImageScores:
     files = [numbered[k] for k in sorted(numbered)]
     if not files:
         raise FileNotFoundError(f"{run_dir}: no {prefix}_<k>/result.json (not a folds run?)")
+    metrics = run_dir / "metrics.json"
+    if not metrics.is_file():
+        raise RuntimeError(f"{run_dir}: no metrics.json: the run has not finished")
+    n_folds = len(json.loads(metrics.read_text()).get("folds", []))
+    if len(files) != n_folds:
+        raise RuntimeError(
+            f"{run_dir}: {len(files)} {prefix}_<k>/result.json for the {n_folds} folds of its "
+            "metrics.json"
+        )
     parts = []
     for expected, path in enumerate(files, 1):
         if path.parent.name != f"{prefix}_{expected}":

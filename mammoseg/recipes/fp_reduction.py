@@ -336,6 +336,7 @@ class CandidateClassifier:
 
         Raises:
             FileNotFoundError: no ``fp_classifier.keras`` in ``folder``.
+            ValueError: ``fp_classifier.json`` missing or unusable (naming it).
         """
         import json
 
@@ -345,7 +346,11 @@ class CandidateClassifier:
         path = folder / FP_MODEL_FILE
         if not path.is_file():
             raise FileNotFoundError(f"no {FP_MODEL_FILE} in {folder}")
-        config = FPReductionConfig(**json.loads((folder / "fp_classifier.json").read_text()))
+        settings = folder / "fp_classifier.json"
+        try:
+            config = FPReductionConfig(**json.loads(settings.read_text()))
+        except (OSError, TypeError, ValueError) as err:  # missing, not JSON, unknown key
+            raise ValueError(f"{settings}: unusable classifier settings: {err}") from err
         return cls(config, keras.saving.load_model(path, compile=False))
 
 

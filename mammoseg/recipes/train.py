@@ -138,9 +138,10 @@ class WholeImageValidation(keras.callbacks.Callback):
             self.model.load_weights(best)
 
 
-def _start_model(config: RecipeConfig) -> keras.Model:
+def _start_model(config: RecipeConfig, restoring: bool = False) -> keras.Model:
+    """The network to train: ``init_weights`` loaded, unless a checkpoint will replace them."""
     model = build_recipe_model(config)
-    if config.init_weights is not None:
+    if config.init_weights is not None and not restoring:
         print(f"  starting from the weights of {config.init_weights}", flush=True)
         load_initial_weights(model, config.init_weights)
     return model
@@ -219,9 +220,11 @@ def train_recipe(
         )
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=recipe_loss(config))
 
+    # A resumed run continues from its checkpoint: the start weights are not needed (or read).
+    restoring = resume and (Path(folder) / "checkpoint" / "state.json").is_file()
     started = time.time()
     model, history = fit_segmenter(
-        lambda: _start_model(config),
+        lambda: _start_model(config, restoring=restoring),
         compile_fn,
         sampler.dataset(),
         val_data,

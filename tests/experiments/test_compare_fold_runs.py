@@ -36,6 +36,9 @@ def _write_run(folder: Path, folds: list[list[dict]], prefix: str = "fold") -> P
         (folder / f"{prefix}_{k}").mkdir(parents=True)
         result = {"status": "ok", "test_images": rows}
         (folder / f"{prefix}_{k}" / "result.json").write_text(json.dumps(result))
+    (folder / "metrics.json").write_text(
+        json.dumps({"folds": [{"fold": k} for k in range(1, len(folds) + 1)]})
+    )
     return folder
 
 
@@ -102,11 +105,19 @@ def test_unfinished_missing_or_absent_folds_are_named(tmp_path):
     base_dir, _ = _two_runs(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"no fp_<k>/result.json"):
         compare.load_run_scores(base_dir, "fp")
+    (base_dir / "metrics.json").write_text(json.dumps({"folds": [{}, {}, {}]}))
+    with pytest.raises(RuntimeError, match=r"2 fold_<k>/result.json for the 3 folds"):
+        compare.load_run_scores(base_dir)  # a fold at the end missing
+    (base_dir / "metrics.json").unlink()
+    with pytest.raises(RuntimeError, match=r"no metrics.json: the run has not finished"):
+        compare.load_run_scores(base_dir)
+    (base_dir / "metrics.json").write_text(json.dumps({"folds": [{}, {}, {}]}))
     (base_dir / "fold_4").mkdir()
     (base_dir / "fold_4" / "result.json").write_text(json.dumps({"status": "ok"}))
     with pytest.raises(RuntimeError, match=r"fold_3/result.json is missing"):
         compare.load_run_scores(base_dir)
     (base_dir / "fold_4" / "result.json").unlink()
+    (base_dir / "metrics.json").write_text(json.dumps({"folds": [{}, {}]}))
     (base_dir / "fold_2" / "result.json").write_text(json.dumps({"status": "failed"}))
     with pytest.raises(RuntimeError, match=r"fold_2/result.json: the fold did not finish"):
         compare.load_run_scores(base_dir)

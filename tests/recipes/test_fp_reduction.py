@@ -164,3 +164,12 @@ def test_an_untrained_classifier_says_so(tmp_path):
         CandidateClassifier().predict(np.zeros((1, 48, 48, 2), np.float32))
     with pytest.raises(FileNotFoundError, match="no fp_classifier.keras"):
         CandidateClassifier.load(tmp_path)
+
+
+def test_load_names_unusable_settings(tmp_path):
+    from mammoseg.recipes.fp_reduction import FP_MODEL_FILE
+
+    (tmp_path / FP_MODEL_FILE).write_bytes(b"not read")
+    (tmp_path / "fp_classifier.json").write_text('{"patch_sise": 48}')
+    with pytest.raises(ValueError, match=r"fp_classifier.json: unusable classifier settings"):
+        CandidateClassifier.load(tmp_path)

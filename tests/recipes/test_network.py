@@ -133,6 +133,22 @@ def test_train_recipe_starts_from_init_weights(tmp_path):
     first = next(w.numpy() for w in scratch.weights if w.ndim == 4)
     assert not np.allclose(first, kernels[0], atol=1e-3)
 
+    # Interrupted after epoch 1, resumed without the start file: the checkpoint has the weights.
+    from mammoseg.training import StopAfterEpoch
+
+    two = RecipeConfig.from_dict({**started.to_dict(), "epochs": 2, "patience": 2})
+    with pytest.raises(KeyboardInterrupt):
+        train_recipe(
+            images, images, two, tmp_path / "cut", callbacks=[StopAfterEpoch(1)], verbose=0
+        )
+    path.unlink()
+    with pytest.raises(FileNotFoundError, match="pretrained.keras"):
+        train_recipe(images, images, two, tmp_path / "new", verbose=0)  # a new run needs it
+    resumed, summary = train_recipe(images, images, two, tmp_path / "cut", resume=True, verbose=0)
+    assert summary["epochs_run"] == 2
+    first = next(w.numpy() for w in resumed.weights if w.ndim == 4)
+    np.testing.assert_allclose(first, kernels[0], atol=1e-6)
+
 
 def test_load_initial_weights_refuses_what_keras_only_warns_about(tmp_path, monkeypatch):
     """Keras 3 loads a file that lacks some layers with a warning and random weights there."""
