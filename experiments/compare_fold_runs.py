@@ -142,6 +142,8 @@ def difference_verdict(diff: dict, key: str) -> str:
     """
     if diff["value"] is None or diff["low"] is None or diff["high"] is None:
         return "n/a"
+    if diff["low"] == diff["high"] == 0:
+        return "the same on every image"
     lower_is_better = key == "empty_prediction_rate"
     if diff["low"] > 0:
         return "second worse" if lower_is_better else "second better"

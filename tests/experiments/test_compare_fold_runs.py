@@ -86,6 +86,8 @@ def test_difference_verdicts():
     )
     low_empty = {"value": -0.3, "low": -0.5, "high": -0.1}
     assert compare.difference_verdict(low_empty, "empty_prediction_rate") == "second better"
+    same = {"value": 0.0, "low": 0.0, "high": 0.0}
+    assert compare.difference_verdict(same, "dice_per_image_mean") == "the same on every image"
     holds = {"value": 0.1, "low": -0.1, "high": 0.3}
     assert compare.difference_verdict(holds, "froc_mean").startswith("undecided")
 
