@@ -54,3 +54,27 @@ DEVELOPMENT = [
     "(Dice 0.24); all 12 missed masses are faint (contrast < 1.2), and 11 of them small "
     "(r < 47 px at 1024) |",
 ]
+
+# The techniques of #17 measured in 5 patient folds of mias-dev (110 images, 21 masses), one
+# training run each, at commit adf5656: docs/results/recipe_folds_miasdev.md has the commands.
+FOLD_DEVELOPMENT = [
+    "## Development runs in 5 folds of mias-dev (not this run: commit adf5656, seed 0, one "
+    "training run per row; pooled test figures, 95 % bootstrap intervals over patients)",
+    "",
+    "| settings | Dice/img | empty rate | sens. at 1 FP/img | FROC mean | paired difference "
+    "from the default |",
+    "|---|---|---|---|---|---|",
+    "| default (from scratch) | 0.277 [0.138, 0.433] | 0.40 [0.20, 0.64] | 0.43 [0.17, 0.64] | "
+    "0.460 [0.298, 0.622] | — |",
+    "| + FP reduction (`--fp-reduction`) | same masks | same masks | 0.43 [0.21, 0.73] | "
+    "0.500 [0.323, 0.667] | FROC mean +0.040 [−0.056, 0.135]: undecided |",
+    "| phantom pre-training (`--set init_weights=...`) | 0.339 [0.184, 0.483] | "
+    "0.20 [0.05, 0.39] | 0.48 [0.25, 0.69] | 0.532 [0.373, 0.686] | empty −0.20 [−0.40, −0.05]; "
+    "FROC mean +0.071 [−0.008, 0.177]: undecided |",
+    "| pre-training + FP reduction | same masks | same masks | 0.62 [0.38, 0.86] | "
+    "0.571 [0.397, 0.762] | FROC mean +0.111 [0.022, 0.250]: better in this run, the best of "
+    "four comparisons: to confirm with seeds |",
+    "| default models, fixed threshold 0.3 instead of the validation-chosen one (chosen after "
+    "seeing the test figures: exploratory) | 0.342 [0.201, 0.490] | 0.00 [0.00, 0.00] | same "
+    "candidates | same | empty −0.40 [−0.64, −0.20]; the chosen thresholds swing 0.05-0.9 |",
+]

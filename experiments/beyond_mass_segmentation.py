@@ -44,7 +44,7 @@ from dataclasses import replace
 import beyond_folds
 import common
 import numpy as np
-from beyond_development import DEVELOPMENT
+from beyond_development import DEVELOPMENT, FOLD_DEVELOPMENT
 
 from mammoseg import cli
 from mammoseg.recipes import (
@@ -364,21 +364,22 @@ def _notes(run: common.Run, config: RecipeConfig) -> str:
 
 
 def _fold_notes(run: common.Run, config: RecipeConfig, summary: dict) -> str:
-    return "\n".join(
-        [
-            "## Setup",
-            "",
-            "Recipe settings of every fold (each `fold_<k>/recipe.json` beside its `model.keras` "
-            "adds the threshold and region limit chosen on that fold's validation patients): "
-            f"`{json.dumps(config.to_dict())}`.",
-            "",
-            _scoring_text(config),
-            "",
-            beyond_folds.notes(run, config, summary["pooled"], summary["folds"]),
-            "",
-            COMPARISON,
-        ]
-    )
+    lines = [
+        "## Setup",
+        "",
+        "Recipe settings of every fold (each `fold_<k>/recipe.json` beside its `model.keras` "
+        "adds the threshold and region limit chosen on that fold's validation patients): "
+        f"`{json.dumps(config.to_dict())}`.",
+        "",
+        _scoring_text(config),
+        "",
+        beyond_folds.notes(run, config, summary["pooled"], summary["folds"]),
+        "",
+        COMPARISON,
+    ]
+    if run.data_name == "mias" and run.scale.name == "default":
+        lines += ["", *FOLD_DEVELOPMENT]
+    return "\n".join(lines)
 
 
 def apply_overrides(config: RecipeConfig, items: list[str]) -> RecipeConfig:

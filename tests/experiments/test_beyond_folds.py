@@ -253,3 +253,17 @@ def test_fp_reduction_needs_folds(capsys):
     with pytest.raises(SystemExit):
         beyond.main(["--quick", "--fp-reduction"])
     assert "--fp-reduction needs --folds K" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("data_name", "mode", "shown"),
+    [("mias", "default", True), ("phantom", "default", False), ("mias", "quick", False)],
+)
+def test_the_fold_development_table_is_shown_only_for_default_mias_runs(
+    monkeypatch, data_name, mode, shown
+):
+    monkeypatch.setattr(beyond_folds, "notes", lambda *args: "")
+    run = SimpleNamespace(data_name=data_name, scale=SimpleNamespace(name=mode))
+    text = beyond._fold_notes(run, RecipeConfig(), {"pooled": None, "folds": []})
+    assert ("Development runs in 5 folds of mias-dev" in text) is shown
+    assert "Development runs on the phantom" not in text  # the single split's table
