@@ -324,10 +324,11 @@ class CandidateClassifier:
             raise RuntimeError("the candidate classifier is not trained: nothing to save")
         folder = Path(folder)
         path = folder / FP_MODEL_FILE
+        # Settings first: the model file, renamed into place last, marks a complete save.
+        save_json(folder / "fp_classifier.json", asdict(self.config))
         partial = path.with_name(path.name + ".partial.keras")
         self.model.save(partial)
         os.replace(partial, path)
-        save_json(folder / "fp_classifier.json", asdict(self.config))
         return path
 
     @classmethod
