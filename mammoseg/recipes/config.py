@@ -71,7 +71,7 @@ class RecipeConfig:
             path of the backbone's weights file; only training loads them.
         init_weights: None (a random start) or a trained recipe model of the same
             architecture (``model.keras`` or ``.weights.h5``) to start from, e.g. one pre-trained
-            on the built-in phantom (``experiments/beyond_mass_segmentation.py --pretrain``);
+            on the built-in phantom (``beyond_mass_segmentation.py --set init_weights=PATH``);
             only training loads it, and resuming an interrupted run restores its own checkpoint
             instead.
 
