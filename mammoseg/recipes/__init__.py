@@ -48,7 +48,11 @@ from mammoseg.recipes.evaluate import (
     split_metrics,
     with_region_limit,
 )
-from mammoseg.recipes.fp_reduction import CandidateClassifier, FPReductionConfig
+from mammoseg.recipes.fp_reduction import (
+    CandidateClassifier,
+    FPReductionConfig,
+    OneClassCandidates,
+)
 from mammoseg.recipes.inference import (
     EnsemblePredictor,
     Predictor,
@@ -75,6 +79,7 @@ __all__ = [
     "ImageScores",
     "LesionCentredSampler",
     "EnsemblePredictor",
+    "OneClassCandidates",
     "Predictor",
     "RecipeConfig",
     "WorkingImage",

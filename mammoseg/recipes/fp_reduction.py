@@ -214,6 +214,11 @@ def build_classifier(config: FPReductionConfig):
     return keras.Model(inputs, outputs, name="fp_classifier")
 
 
+class OneClassCandidates(ValueError):
+    """The training candidates are all hits or all false positives: nothing to tell apart (a
+    model that finds no mass in its training images, or finds nothing else)."""
+
+
 class CandidateClassifier:
     """The second stage: trained on training-image candidates, re-scores new candidates.
 
@@ -244,7 +249,8 @@ class CandidateClassifier:
         probability maps; returns the counts and the final training loss.
 
         Raises:
-            ValueError: no positive or no negative patch (nothing to tell apart).
+            OneClassCandidates: no positive or no negative patch (nothing to tell apart); a
+                `ValueError`.
         """
         import keras
 
@@ -254,7 +260,7 @@ class CandidateClassifier:
         )
         positives = int(labels.sum())
         if positives == 0 or positives == len(labels):
-            raise ValueError(
+            raise OneClassCandidates(
                 f"the candidate classifier needs both hits and false positives: {counts} on "
                 f"{len(works)} training images"
             )
@@ -359,6 +365,7 @@ __all__ = [
     "FP_MODEL_FILE",
     "CandidateClassifier",
     "FPReductionConfig",
+    "OneClassCandidates",
     "build_classifier",
     "combine_scores",
     "dihedral",

@@ -47,6 +47,13 @@ def test_quick_run_writes_report_metrics_model_and_recipe(tmp_path):
             assert set(where[split]["froc"]) == {"0.25", "0.5", "1.0", "2.0", "4.0", "8.0"}
             assert where[split]["n_images"] == 4
     assert metrics["threshold"] == recipe["threshold"] == recipe["val"]["threshold"]
+    # The default recipe: phantom pre-training first, FP reduction after (same masks).
+    assert metrics["runs"]["pretrain"]["status"] == "ok"
+    assert recipe["recipe"]["init_weights"] == str(out / "pretrain" / "model.keras")
+    fp = metrics["runs"]["fp"]
+    assert fp["status"] == "ok" and metrics["test_fp_reduction"] == fp["test"]
+    assert fp["test"]["dice_per_image_mean"] == recipe["test"]["dice_per_image_mean"]
+    assert fp["classifier"]["hits"] >= 1 and (out / "fp" / "fp_classifier.keras").is_file()
     saved = json.loads((out / "recipe" / "recipe.json").read_text())["recipe"]
     assert saved["threshold"] == metrics["threshold"] and saved["working_size"] == 128
     # the region limit: chosen on validation, saved for `mammoseg predict`, used on test
@@ -120,6 +127,6 @@ def test_deterministic_runs_repeat_to_the_bit(tmp_path):
         weights.append(np.concatenate([w.ravel() for w in model.get_weights()]))
         saved = json.loads((out / "metrics.json").read_text())
         assert saved["setup"]["deterministic"] is True
-        metrics.append(saved["test"])
+        metrics.append((saved["test"], saved.get("test_fp_reduction")))
     np.testing.assert_array_equal(weights[0], weights[1])
     assert metrics[0] == metrics[1]

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -36,10 +37,18 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_quick_two_folds_score_every_image_once_and_report_intervals(tmp_path):
     out = tmp_path / "run"
-    done = _run("--quick", "--folds", "2", f"--output-dir={out}")
+    done = _run("--quick", "--folds", "2", f"--output-dir={out}", "--no-fp-reduction")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["setup"]["deterministic"] is True  # on by default for the recipe
+
+    # Phantom pre-training is the default: one pre-trained model, every fold starts from it.
+    pretrain = metrics["runs"]["pretrain"]
+    assert pretrain["status"] == "ok" and pretrain["phantom_seed"] == 1  # not the tested phantom
+    start = str(out / "pretrain" / "model.keras")
+    assert [metrics["runs"][f"fold_{k}"]["recipe"]["init_weights"] for k in (1, 2)] == [start] * 2
+    assert "pre-trained on 14 phantom mammograms (seed 1;" in (out / "report.md").read_text()
+    assert "fp_1" not in metrics["runs"]  # --no-fp-reduction
 
     # The pooled per-image table holds each of the 24 phantom images exactly once, and the
     # two folds' test images are disjoint by patient.
@@ -81,17 +90,23 @@ def test_quick_two_folds_score_every_image_once_and_report_intervals(tmp_path):
     assert "bootstrap over patients" in report and "(froc_folds.png)" in report
     assert (out / "froc_folds.png").is_file() and (out / "fold_2" / "model.keras").is_file()
 
-    # --resume reuses both finished folds and pools them to the same figures.
-    again = _run("--quick", "--folds", "2", f"--output-dir={out}", "--resume")
+    # --resume reuses the pre-training and both finished folds: the same pooled figures.
+    again = _run("--quick", "--folds", "2", f"--output-dir={out}", "--resume", "--no-fp-reduction")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count("already complete, reusing its result") == 2
+    assert again.stdout.count("already complete, reusing its result") == 3
     assert json.loads((out / "metrics.json").read_text())["pooled"] == pooled
 
-    # --fp-reduction on the finished run: each fold's classifier beside the reused folds, the
-    # same images and masks (same Dice, a paired difference of exactly 0), re-ranked candidates.
-    fp = _run("--quick", "--folds", "2", f"--output-dir={out}", "--resume", "--fp-reduction")
+    # Resuming with another start would mix two recipes in one pooled table: refused, by name.
+    mixed = _run("--quick", "--folds", "2", f"--output-dir={out}", "--resume", "--pretrain=none")
+    assert mixed.returncode != 0 and "was trained from init_weights=" in mixed.stderr
+    assert f"{out / 'fold_1'}" in mixed.stderr and "[fold_" not in mixed.stdout  # nothing ran
+
+    # FP reduction (the default) on the finished run: each fold's classifier beside the reused
+    # folds, the same images and masks (same Dice, a paired difference of exactly 0),
+    # re-ranked candidates.
+    fp = _run("--quick", "--folds", "2", f"--output-dir={out}", "--resume")
     assert fp.returncode == 0, fp.stdout[-3000:] + fp.stderr[-3000:]
-    assert fp.stdout.count("already complete, reusing its result") == 2
+    assert fp.stdout.count("already complete, reusing its result") == 3
     assert (out / "fp_1" / "fp_classifier.keras").is_file() and (
         out / "froc_folds_fp.png"
     ).is_file()
@@ -249,10 +264,77 @@ def test_paired_difference_resamples_both_on_the_same_patients():
         beyond_folds.paired_difference(base, base.subset([1, 0]), seed=0)
 
 
-def test_fp_reduction_needs_folds(capsys):
+def test_pretraining_and_fp_reduction_are_the_default_with_opt_outs(capsys):
+    parser = beyond.build_parser()
+    default = parser.parse_args([])
+    assert (default.pretrain, default.fp_reduction, default.pretrain_minutes) == (
+        "phantom",
+        True,
+        None,
+    )
+    assert parser.parse_args(["--no-fp-reduction"]).fp_reduction is False
+    assert parser.parse_args(["--pretrain", "none"]).pretrain == "none"
+    assert parser.parse_args(["--pretrain-minutes", "2.5"]).pretrain_minutes == 2.5
+    for value, message in [
+        ("0", "must be positive, received 0"),
+        ("ten", "must be a number of minutes, received 'ten'"),
+    ]:
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--pretrain-minutes", value])
+        assert f"argument --pretrain-minutes: {message}" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        beyond.main(["--quick", "--fp-reduction"])
-    assert "--fp-reduction needs --folds K" in capsys.readouterr().err
+        beyond.main(["--quick", "--pretrain", "none", "--pretrain-minutes", "3"])
+    assert "--pretrain-minutes needs --pretrain phantom" in capsys.readouterr().err
+
+
+def test_pretraining_uses_a_phantom_that_is_never_tested_and_its_own_budget():
+    assert beyond.pretrain_phantom_seed("phantom") == 1  # the tested phantom is seed 0
+    assert beyond.pretrain_phantom_seed("mias") == beyond.pretrain_phantom_seed("cbis-ddsm") == 0
+    run_config = RecipeConfig(time_budget_minutes=8.0, epochs=12, init_weights="x/model.keras")
+    config = beyond.pretrain_config(run_config, "default")
+    assert (config.time_budget_minutes, config.epochs, config.init_weights) == (10.0, 16, None)
+    assert config.working_size == run_config.working_size  # same network as the runs it starts
+    assert beyond.pretrain_config(run_config, "quick") == replace(run_config, init_weights=None)
+
+
+def _resumable(tmp_path, init_weights):
+    (tmp_path / "fold_1").mkdir(parents=True)
+    result = {"status": "ok", "recipe": RecipeConfig(init_weights=init_weights).to_dict()}
+    (tmp_path / "fold_1" / "result.json").write_text(json.dumps(result))
+    return SimpleNamespace(args=SimpleNamespace(resume=True), dir=tmp_path)
+
+
+def test_resume_refuses_finished_models_with_another_start(tmp_path, monkeypatch):
+    run = _resumable(tmp_path, None)
+    started = RecipeConfig(init_weights=str(tmp_path / "pretrain" / "model.keras"))
+    with pytest.raises(SystemExit, match=r"fold_1 was trained from init_weights=None, this run "):
+        beyond.check_resumed_starts(run, ["fold_1", "fold_2"], started)
+    beyond.check_resumed_starts(run, ["fold_1", "fold_2"], RecipeConfig())  # same start: fine
+    run.args.resume = False
+    beyond.check_resumed_starts(run, ["fold_1"], started)  # nothing is reused without --resume
+
+    # The same file named through another relative path is the same start.
+    run = _resumable(tmp_path / "b", str(tmp_path / "b" / "pretrain" / "model.keras"))
+    monkeypatch.chdir(tmp_path)
+    same = RecipeConfig(init_weights="b/pretrain/model.keras")
+    beyond.check_resumed_starts(run, ["fold_1"], same)
+    with pytest.raises(SystemExit, match="give a new --output-dir"):
+        beyond.check_resumed_starts(run, ["fold_1"], RecipeConfig(init_weights="c/model.keras"))
+
+
+def test_fp_rows_say_why_no_classifier_was_trained():
+    run = SimpleNamespace(results={"fp": {"status": "not trained", "error": "no classifier: x"}})
+    test = {"lesion_sensitivity_at_1fppi": 0.5, "froc_mean": 0.4}
+    assert beyond._fp_rows(run, test, 0.8) == [
+        ("candidates re-ranked by the FP classifier", "—", "no classifier: x", "—")
+    ]
+    classifier = {"hits": 3, "false_positives": 9}
+    reduced = {"lesion_sensitivity_at_1fppi": 0.75, "froc_mean": 0.55}
+    run.results["fp"] = {"status": "ok", "test": reduced, "classifier": classifier}
+    sens, froc = beyond._fp_rows(run, test, 0.8)
+    assert sens[2] == "0.750 (plain 0.500; classifier trained on 3 hits, 9 false positives)"
+    assert sens[3] == "target ≥ 0.8: NOT met"
+    assert froc[2] == "0.550 (plain 0.400)"
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mammoseg.metrics import Region
-from mammoseg.recipes import CandidateClassifier, FPReductionConfig
+from mammoseg.recipes import CandidateClassifier, FPReductionConfig, OneClassCandidates
 from mammoseg.recipes.breast_crop import BreastCrop
 from mammoseg.recipes.fp_reduction import (
     combine_scores,
@@ -153,7 +153,7 @@ def test_fit_refuses_when_there_is_nothing_to_tell_apart():
     mask = np.zeros((32, 32), np.uint8)
     prob = np.zeros((32, 32), np.float32)
     prob[20:24, 20:24] = 0.9  # only false positives, no lesion
-    with pytest.raises(ValueError, match="both hits and false positives"):
+    with pytest.raises(OneClassCandidates, match="both hits and false positives"):
         CandidateClassifier(FPReductionConfig(patch_size=16, epochs=1)).fit(
             [_work(np.zeros((32, 32)), mask)], [prob]
         )
