@@ -505,6 +505,7 @@ def _predict(args: argparse.Namespace) -> int:
     from mammoseg.recipes.candidates import extract_candidates
     from mammoseg.recipes.inference import EnsemblePredictor, Predictor
     from mammoseg.recipes.overlay import save_mask_png, save_overlay_png
+    from mammoseg.recipes.preprocess import preprocess_image
     from mammoseg.training import save_json
 
     # === check everything before touching the disk ===
@@ -544,6 +545,11 @@ def _predict(args: argparse.Namespace) -> int:
             predictor = Predictor.load(args.model[0])
         else:
             predictor = EnsemblePredictor.load(args.model)
+        reducer = None
+        if args.fp_classifier is not None:
+            from mammoseg.recipes.fp_reduction import CandidateClassifier
+
+            reducer = CandidateClassifier.load(args.fp_classifier)
     except (FileNotFoundError, ValueError) as err:
         print(f"mammoseg predict: {err}", file=sys.stderr)
         return 2
@@ -560,6 +566,7 @@ def _predict(args: argparse.Namespace) -> int:
         "model": str(args.model[0]) if len(args.model) == 1 else [str(m) for m in args.model],
         "threshold": threshold,
         "mask_regions": config.mask_regions,
+        "fp_classifier": None if args.fp_classifier is None else str(args.fp_classifier),
         "images": {},
     }
     rows: list[dict] = []
@@ -577,7 +584,12 @@ def _predict(args: argparse.Namespace) -> int:
             problem = _check_image(image) or _check_breast(image)
             if problem is not None:
                 raise ValueError(problem)
-            prob, work = predictor.predict(image)
+            if reducer is None:
+                prob, work = predictor.predict(image)
+            else:  # the classifier also reads the working-resolution map
+                work = preprocess_image(image, config)
+                prob_work = predictor.predict_working(work)
+                prob = work.crop.to_original(prob_work)
         except Exception as err:  # noqa: BLE001 - any failure of one image is its own
             _warn(f"mammoseg predict: skipping {path}: {err}")
             report["images"][str(path)] = {"error": str(err)}
@@ -594,6 +606,8 @@ def _predict(args: argparse.Namespace) -> int:
             candidates = extract_candidates(
                 prob, config.candidate_threshold, int(np.ceil(min_area))
             )
+            if reducer is not None:  # the second stage re-ranks them (the mask is the same)
+                candidates = reducer.rescore(work, prob_work, candidates)
             save_mask_png(mask, out_dir / f"{stem}_mask.png")
             save_overlay_png(
                 image,
@@ -1099,6 +1113,13 @@ def build_parser() -> argparse.ArgumentParser:
         "patterns (quoted: 'scans/**/*.dcm')",
     )
     predict.add_argument("--output-dir", required=True, help="where masks and overlays go")
+    predict.add_argument(
+        "--fp-classifier",
+        default=None,
+        metavar="FOLDER",
+        help="re-rank the candidates with the false-positive classifier saved there "
+        "(fp_classifier.keras: the run's fp/ or fp_<k>/ folder); the masks are unchanged",
+    )
     predict.add_argument(
         "--threshold", type=float, default=None, help="mask threshold (default: the recipe's)"
     )

@@ -868,3 +868,52 @@ def test_scoring_with_a_progress_bar_counts_each_image_once(tmp_path):
         )
     assert evaluation.image_ids == ["a", "b"] and updates == [1, 1]
     assert evaluation.counts[0][0].tolist() == [0, 0, int(evaluation.counts[0][0][2])]
+
+
+def test_predict_re_ranks_candidates_with_a_saved_fp_classifier(model_path, tmp_path, capsys):
+    import keras
+
+    from mammoseg.recipes import CandidateClassifier, FPReductionConfig
+    from mammoseg.recipes.candidates import extract_candidates
+    from mammoseg.recipes.fp_reduction import build_classifier
+
+    keras.utils.set_random_seed(3)
+    settings = FPReductionConfig(patch_size=16, filters=4)
+    reducer = CandidateClassifier(settings, build_classifier(settings))
+    reducer.save(tmp_path / "fp")
+    write_pgm(tmp_path / "scan.pgm", _mammogram())
+    plain = _run(model_path, [tmp_path / "scan.pgm"], tmp_path / "plain")
+    status = _run(
+        model_path,
+        [tmp_path / "scan.pgm"],
+        tmp_path / "out",
+        "--fp-classifier",
+        str(tmp_path / "fp"),
+    )
+    assert plain == status == 0
+    report = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert report["fp_classifier"] == str(tmp_path / "fp")
+    found = report["images"][str(tmp_path / "scan.pgm")]["candidates"]
+    before = json.loads((tmp_path / "plain" / "predictions.json").read_text())
+    assert before["fp_classifier"] is None
+    assert len(found) == len(before["images"][str(tmp_path / "scan.pgm")]["candidates"]) > 0
+    # The scores are the classifier's re-scoring of the plain candidates, best first.
+    predictor = Predictor.load(model_path)
+    image = cli._read_image(tmp_path / "scan.pgm")
+    work = preprocess_image(image, predictor.config)
+    prob_work = predictor.predict_working(work)
+    min_area = int(np.ceil(CONFIG.min_candidate_area / CONFIG.scale_for(image.shape) ** 2))
+    candidates = extract_candidates(work.crop.to_original(prob_work), 0.2, min_area)
+    expected = reducer.rescore(work, prob_work, candidates)
+    assert [c["score"] for c in found] == pytest.approx([c.score for c in expected], abs=1e-4)
+    assert [c.score for c in expected] != [c.score for c in candidates]
+    # the masks are the same with and without it
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "out" / "scan_mask.png")),
+        np.asarray(Image.open(tmp_path / "plain" / "scan_mask.png")),
+    )
+    missing = _run(
+        model_path, [tmp_path / "scan.pgm"], tmp_path / "x", "--fp-classifier", str(tmp_path)
+    )
+    assert missing == 2 and f"no fp_classifier.keras in {tmp_path}" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # nothing written

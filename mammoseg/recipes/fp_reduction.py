@@ -329,6 +329,7 @@ class CandidateClassifier:
         if self.model is None:
             raise RuntimeError("the candidate classifier is not trained: nothing to save")
         folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
         path = folder / FP_MODEL_FILE
         # Settings first: the model file, renamed into place last, marks a complete save.
         save_json(folder / "fp_classifier.json", asdict(self.config))
