@@ -64,12 +64,18 @@ from beyond_development import DEVELOPMENT, FOLD_DEVELOPMENT
 from mammoseg import cli
 from mammoseg.recipes import (
     DEFAULT_THRESHOLDS,
+    PRETRAIN_DIR,
+    PRETRAIN_EPOCHS,
+    PRETRAIN_MINUTES,
     REGION_CHOICES,
     Predictor,
     RecipeConfig,
     evaluate_records,
     image_scores,
     prepare_records,
+    pretrain_config,
+    pretrain_on_phantom,
+    pretrain_phantom_seed,
     save_recipe,
     select_postprocessing,
     split_metrics,
@@ -106,17 +112,14 @@ CONFIGS = {
         time_budget_minutes=None,
     ),
 }
-# Phantom pre-training, the first step of the default (#17: in 5 folds on mias-dev it lowered
-# the empty-prediction rate by 0.20 [0.05, 0.40] and, with FP reduction, raised the FROC mean by
-# 0.111 [0.022, 0.250] over training from scratch; docs/results/recipe_folds_miasdev.md): the
-# mode's recipe trained on built-in phantom mammograms for this budget, then every model of the
-# run starts from it. The quick mode keeps its own tiny budget.
-PRETRAIN = {
-    "quick": {},
-    "default": {"time_budget_minutes": 10.0, "epochs": 16},
-    "paper": {"time_budget_minutes": 60.0, "epochs": 40},
+# Phantom pre-training, the first step of the default (`mammoseg.recipes.pretrain`): the
+# mode's recipe trained on built-in phantom mammograms on this budget, then every model of the
+# run starts from it.
+PRETRAIN = {  # arguments of `mammoseg.recipes.pretrain_config`
+    "quick": {},  # the quick recipe's single epoch
+    "default": {"minutes": PRETRAIN_MINUTES, "epochs": PRETRAIN_EPOCHS},
+    "paper": {"minutes": 60.0, "epochs": 40},
 }
-PRETRAIN_SUB_RUN = "pretrain"
 TARGETS = {  # data → (Dice/image, empty-prediction rate, sensitivity at 1 FPPI)
     "phantom": (0.80, 0.05, 0.90),
     "mias": (0.50, None, 0.80),
@@ -179,82 +182,48 @@ def run_recipe(
     }
 
 
-def pretrain_phantom_seed(data_name: str) -> int:
-    """The seed of the phantom set used for pre-training: 0 (the built-in phantom) for real
-    data; 1 when the run is evaluated on the built-in phantom (seed 0) itself, so no image that
-    is tested was seen in pre-training.
-
-    Example:
-        >>> pretrain_phantom_seed("mias"), pretrain_phantom_seed("phantom")
-        (0, 1)
-    """
-    return 1 if data_name == "phantom" else 0
-
-
-def pretrain_config(config: RecipeConfig, mode: str) -> RecipeConfig:
-    """The recipe of the pre-training step: the run's recipe (its ``--set`` fields included)
-    with the mode's pre-training budget (`PRETRAIN`) and a random start.
-
-    Example:
-        >>> cfg = pretrain_config(RecipeConfig(time_budget_minutes=8.0), "default")
-        >>> cfg.time_budget_minutes, cfg.epochs, cfg.init_weights
-        (10.0, 16, None)
-    """
-    return replace(config, **PRETRAIN.get(mode, {}), init_weights=None)
-
-
 def run_pretrain(run: common.Run, config: RecipeConfig, folder) -> dict:
-    """Train the recipe on phantom mammograms (`pretrain_phantom_seed`, the mode's phantom
-    size, split by patient with the run's split seed: train for the weights, validation for
-    early stopping); ``folder/model.keras`` is then every model's starting point."""
-    from mammoseg.data import load_records, split_by_patient
-
-    seed = pretrain_phantom_seed(run.data_name)
+    """`mammoseg.recipes.pretrain_on_phantom` at the mode's phantom size, the run's split seed
+    and seed; ``folder/model.keras`` is then every model's starting point."""
+    phantom_seed = pretrain_phantom_seed(run.args.data)
     print(
-        f"  pre-training on {run.scale.phantom_images} phantom mammograms (seed {seed}, "
-        f"{run.scale.phantom_size} px), budget {config.time_budget_minutes or 'none'} min ...",
+        f"  pre-training on {run.scale.phantom_images} phantom mammograms (seed {phantom_seed}, "
+        f"{run.scale.phantom_size} px), budget {config.time_budget_minutes:g} min ...",
         flush=True,
     )
-    records = load_records(
-        "phantom", n_images=run.scale.phantom_images, size=run.scale.phantom_size, seed=seed
-    )
-    train, val, _ = split_by_patient(records, seed=run.split_seed, kinds=config.kinds)
-    model, info = train_recipe(
-        prepare_records(train, config),
-        prepare_records(val, config),
+    return pretrain_on_phantom(
         config,
         folder,
+        n_images=run.scale.phantom_images,
+        size=run.scale.phantom_size,
+        phantom_seed=phantom_seed,
+        split_seed=run.split_seed,
         seed=run.args.seed,
         strategy=run.strategy,
         resume=run.args.resume,
         callbacks=run.callbacks,
     )
-    del model
-    save_recipe(folder, config, data=f"phantom (seed {seed})", seed=run.args.seed)
-    return {
-        "model": str(folder / "model.keras"),
-        "phantom_seed": seed,
-        "images": {"train": len(train), "val": len(val)},
-        "recipe": config.to_dict(),
-        "training": {k: v for k, v in info.items() if k != "history"},
-        "history": info["history"],
-    }
 
 
-def with_pretraining(run: common.Run, config: RecipeConfig, names: list[str]) -> RecipeConfig:
-    """``config`` starting from the phantom pre-trained model (`run_pretrain`, resumable), unless
-    ``--pretrain none`` or ``--set init_weights=PATH`` chose the start. The sub-runs ``names``
-    that ``--resume`` would reuse are checked first (`check_resumed_starts`); a failed
-    pre-training ends the run (every model would silently start from scratch otherwise)."""
+def with_pretraining(
+    run: common.Run, config: RecipeConfig, pretrain_base: RecipeConfig, names: list[str]
+) -> RecipeConfig:
+    """``config`` starting from the phantom pre-trained model (`run_pretrain` of
+    ``pretrain_base``, the mode's recipe with the ``--set`` fields, on the mode's `PRETRAIN`
+    budget; resumable), unless ``--pretrain none`` or ``--set init_weights=PATH`` chose the
+    start. The sub-runs ``names`` that ``--resume`` would reuse are checked first
+    (`check_resumed_starts`); a failed pre-training ends the run (every model would silently
+    start from scratch otherwise)."""
     if run.args.pretrain == "none" or config.init_weights is not None:
         check_resumed_starts(run, names, config)
         return config
-    started = replace(config, init_weights=str(run.dir / PRETRAIN_SUB_RUN / "model.keras"))
+    started = replace(config, init_weights=str(run.dir / PRETRAIN_DIR / "model.keras"))
     check_resumed_starts(run, names, started)
-    base = pretrain_config(config, run.scale.name)
+    budget = PRETRAIN[run.scale.name]
     if run.args.pretrain_minutes is not None:
-        base = replace(base, time_budget_minutes=run.args.pretrain_minutes)
-    result = run.sub_run(PRETRAIN_SUB_RUN, lambda folder: run_pretrain(run, base, folder))
+        budget = {**budget, "minutes": run.args.pretrain_minutes}
+    base = pretrain_config(pretrain_base, **budget)
+    result = run.sub_run(PRETRAIN_DIR, lambda folder: run_pretrain(run, base, folder))
     if result.get("status") != "ok":
         raise SystemExit(f"phantom pre-training failed: {result.get('error', result['status'])}")
     return started  # the path as this run sees it (the result's may predate a moved folder)
@@ -303,30 +272,22 @@ def run_fp_fold(run: common.Run, folder, fold, k: int) -> dict:
 
 
 def run_fp_stage(run: common.Run, folder, base: str, train, val, test) -> dict:
-    """False-positive reduction (on by default; ``--no-fp-reduction`` skips it): a candidate
-    classifier trained on the training and validation images, with the candidates the model of
-    sub-run ``base`` finds there (hits against false positives), then the ``test`` images scored
-    again with their candidates re-ranked by it (the masks are the same)."""
-    from mammoseg.recipes import CandidateClassifier, FPReductionConfig, OneClassCandidates
+    """False-positive reduction (on by default; ``--no-fp-reduction`` skips it): the model of
+    sub-run ``base``'s candidate classifier, trained on the training and validation images
+    (`mammoseg.recipes.train_candidate_classifier`), then the ``test`` images scored again with
+    their candidates re-ranked by it (the masks are the same)."""
+    from mammoseg.recipes import OneClassCandidates, train_candidate_classifier
 
     base_result = run.results[base]
     predictor = Predictor.load(run.dir / base / "model.keras")
-    config = predictor.config
     print("  candidate classifier: predicting the training images ...", flush=True)
-    works = prepare_records([*train, *val], config)
-    probabilities = [predictor.predict_working(work) for work in works]
-    reducer = CandidateClassifier(FPReductionConfig(seed=run.args.seed))
     try:
-        info = reducer.fit(
-            works,
-            probabilities,
-            candidate_threshold=config.candidate_threshold,
-            min_area=config.min_candidate_area,
+        reducer, info = train_candidate_classifier(
+            predictor, [*train, *val], folder, seed=run.args.seed
         )
     except OneClassCandidates as err:  # not a failure of the run: the model left nothing to rank
         print(f"  no candidate classifier: {err}", flush=True)
         return {"status": "not trained", "error": f"no classifier: {err}"}
-    reducer.save(folder)
     print(
         f"  trained on {info['patches']} patches ({info['hits']} hits, {info['false_positives']} "
         f"false positives, {info['lesions']} masses); re-scoring the test images ...",
@@ -464,7 +425,7 @@ def _findings(run: common.Run) -> list[tuple[str, str, str, str]]:
 
 def _start_row(run: common.Run, config: RecipeConfig) -> tuple[str, str, str, str]:
     """The findings row that says where every model of the run started."""
-    pre = run.results.get(PRETRAIN_SUB_RUN, {})
+    pre = run.results.get(PRETRAIN_DIR, {})
     if pre.get("status") == "ok":
         t = pre["training"]
         text = (
@@ -672,11 +633,17 @@ def main(argv=None) -> None:
     if args.pretrain_minutes is not None and args.pretrain == "none":
         parser.error("--pretrain-minutes needs --pretrain phantom")
     config = CONFIGS[args.mode]
+    # The pre-training's network and schedule: the mode's recipe as --set makes it (not the
+    # per-fold budget), e.g. the default mode's patience of 10 epochs.
+    pretrain_base = apply_overrides(config, args.set)
     if args.folds is not None:  # a smaller budget per fold, unless --set gives one
         config = beyond_folds.fold_config(config, args.mode, beyond_folds.set_keys(args.set))
     config = apply_overrides(config, args.set)
     if args.max_steps is not None:  # one epoch of N steps (the paper-scale path on a CPU)
         config = replace(config, epochs=1, steps_per_epoch=args.max_steps)
+        pretrain_base = replace(pretrain_base, epochs=1, steps_per_epoch=args.max_steps)
+    if args.epochs is not None:
+        pretrain_base = replace(pretrain_base, epochs=args.epochs)
     scale = replace(
         common.SCALES[args.mode],
         image_size=config.working_size,
@@ -688,15 +655,16 @@ def main(argv=None) -> None:
     run = common.Run(SECTION, TITLE, args, scale)
     config = replace(config, epochs=run.scale.epochs)
     if args.folds is not None:
-        cross_validate(run, config)
+        cross_validate(run, config, pretrain_base)
     else:
-        single_split(run, config)
+        single_split(run, config, pretrain_base)
 
 
-def single_split(run: common.Run, config: RecipeConfig) -> None:
-    """Train on the patient split, choose on validation, score the test split once."""
+def single_split(run: common.Run, config: RecipeConfig, pretrain_base: RecipeConfig) -> None:
+    """Pre-train (default), train on the patient split, choose on validation, score the test
+    split once, then re-rank its candidates (default)."""
     splits = run.splits()  # also when --resume reuses a finished result: the report shows it
-    config = with_pretraining(run, config, ["recipe"])
+    config = with_pretraining(run, config, pretrain_base, ["recipe"])
     run.sub_run("recipe", lambda folder: run_recipe(run, config, folder))
     result = run.results["recipe"]
     if run.args.fp_reduction and result.get("status") == "ok":
@@ -728,10 +696,12 @@ def single_split(run: common.Run, config: RecipeConfig) -> None:
         )
 
 
-def cross_validate(run: common.Run, config: RecipeConfig) -> None:
-    """``--folds K``: one model per fold, the test images of all folds pooled, intervals."""
+def cross_validate(run: common.Run, config: RecipeConfig, pretrain_base: RecipeConfig) -> None:
+    """``--folds K``: pre-training (default), one model per fold, the test images of all folds
+    pooled with intervals, then each fold's candidates re-ranked (default)."""
     folds = beyond_folds.make_folds(run, run.args.folds, config.kinds)
-    config = with_pretraining(run, config, [f"fold_{k}" for k in range(1, len(folds) + 1)])
+    names = [f"fold_{k}" for k in range(1, len(folds) + 1)]
+    config = with_pretraining(run, config, pretrain_base, names)
     results = beyond_folds.run_folds(
         run, folds, lambda folder, fold, k: run_fold(run, config, folder, fold, k)
     )

@@ -16,6 +16,7 @@ Modules:
     inference    sliding windows with flips: `Predictor`, `EnsemblePredictor` (fold models)
     candidates   lesion candidates, the validation-chosen threshold and region limit
     fp_reduction the second stage: a candidate classifier that re-ranks the candidates
+    pretrain     the first step: a model pre-trained on phantom mammograms to start from
     evaluate     Dice, FROC and sensitivity in the original images' pixels; `ImageScores`,
                  per-image results to pool over folds and resample by patient
     overlay      mask PNGs and overlays with the scored candidates
@@ -52,6 +53,7 @@ from mammoseg.recipes.fp_reduction import (
     CandidateClassifier,
     FPReductionConfig,
     OneClassCandidates,
+    train_candidate_classifier,
 )
 from mammoseg.recipes.inference import (
     EnsemblePredictor,
@@ -66,11 +68,22 @@ from mammoseg.recipes.preprocess import (
     prepare_records,
     preprocess_image,
 )
+from mammoseg.recipes.pretrain import (
+    PRETRAIN_DIR,
+    PRETRAIN_EPOCHS,
+    PRETRAIN_MINUTES,
+    pretrain_config,
+    pretrain_on_phantom,
+    pretrain_phantom_seed,
+)
 from mammoseg.recipes.sampling import LesionCentredSampler
 from mammoseg.recipes.train import train_recipe
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
+    "PRETRAIN_DIR",
+    "PRETRAIN_EPOCHS",
+    "PRETRAIN_MINUTES",
     "REGION_CHOICES",
     "BreastCrop",
     "CandidateClassifier",
@@ -94,6 +107,9 @@ __all__ = [
     "load_recipe",
     "overlap_counts",
     "prepare_record",
+    "pretrain_config",
+    "pretrain_on_phantom",
+    "pretrain_phantom_seed",
     "prepare_records",
     "preprocess_image",
     "region_limited_counts",
@@ -102,6 +118,7 @@ __all__ = [
     "select_threshold",
     "sliding_window_predict",
     "split_metrics",
+    "train_candidate_classifier",
     "train_recipe",
     "window_starts",
     "with_region_limit",

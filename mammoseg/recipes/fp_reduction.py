@@ -31,7 +31,7 @@ import numpy as np
 
 from mammoseg.metrics import Region
 from mammoseg.recipes.candidates import extract_candidates
-from mammoseg.recipes.preprocess import WorkingImage
+from mammoseg.recipes.preprocess import WorkingImage, prepare_records
 
 FP_MODEL_FILE = "fp_classifier.keras"
 
@@ -362,11 +362,52 @@ class CandidateClassifier:
         return cls(config, keras.saving.load_model(path, compile=False))
 
 
+def train_candidate_classifier(
+    predictor, records: Sequence, folder: str | os.PathLike, *, seed: int = 0
+) -> tuple[CandidateClassifier, dict]:
+    """The second stage of a trained recipe model: its candidates on ``records`` (training
+    images with truth; never the images it will be judged on) labelled hits or false positives,
+    a `CandidateClassifier` trained on them and saved in ``folder``.
+
+    Args:
+        predictor: the recipe's `mammoseg.recipes.Predictor` (its candidate threshold and
+            minimum area define the candidates).
+        records: the training (and validation) records.
+        folder: where ``fp_classifier.keras`` and its settings go.
+        seed: the classifier's seed.
+
+    Returns:
+        (the classifier, the counts of `CandidateClassifier.fit`).
+
+    Raises:
+        OneClassCandidates: only hits or only false positives.
+
+    Example:
+        >>> reducer, info = train_candidate_classifier(  # doctest: +SKIP
+        ...     predictor, train + val, "runs/fp"
+        ... )
+        >>> evaluate_records(predictor, test, [0.5], rescore=reducer.rescore)  # doctest: +SKIP
+    """
+    config = predictor.config
+    works = prepare_records(records, config)
+    probabilities = [predictor.predict_working(work) for work in works]
+    reducer = CandidateClassifier(FPReductionConfig(seed=seed))
+    info = reducer.fit(
+        works,
+        probabilities,
+        candidate_threshold=config.candidate_threshold,
+        min_area=config.min_candidate_area,
+    )
+    reducer.save(folder)
+    return reducer, info
+
+
 __all__ = [
     "FP_MODEL_FILE",
     "CandidateClassifier",
     "FPReductionConfig",
     "OneClassCandidates",
+    "train_candidate_classifier",
     "build_classifier",
     "combine_scores",
     "dihedral",

@@ -8,14 +8,13 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from mammoseg.recipes import ImageScores, RecipeConfig
+from mammoseg.recipes import ImageScores, RecipeConfig, pretrain_config
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "experiments" / "beyond_mass_segmentation.py"
@@ -287,14 +286,13 @@ def test_pretraining_and_fp_reduction_are_the_default_with_opt_outs(capsys):
     assert "--pretrain-minutes needs --pretrain phantom" in capsys.readouterr().err
 
 
-def test_pretraining_uses_a_phantom_that_is_never_tested_and_its_own_budget():
-    assert beyond.pretrain_phantom_seed("phantom") == 1  # the tested phantom is seed 0
-    assert beyond.pretrain_phantom_seed("mias") == beyond.pretrain_phantom_seed("cbis-ddsm") == 0
-    run_config = RecipeConfig(time_budget_minutes=8.0, epochs=12, init_weights="x/model.keras")
-    config = beyond.pretrain_config(run_config, "default")
-    assert (config.time_budget_minutes, config.epochs, config.init_weights) == (10.0, 16, None)
-    assert config.working_size == run_config.working_size  # same network as the runs it starts
-    assert beyond.pretrain_config(run_config, "quick") == replace(run_config, init_weights=None)
+def test_the_default_mode_pretrains_on_the_measured_budget_whatever_the_fold_budget():
+    # The setting measured in #17: the default recipe, 10 minutes, 16 epochs, patience 10.
+    config = pretrain_config(beyond.CONFIGS["default"], **beyond.PRETRAIN["default"])
+    assert (config.time_budget_minutes, config.epochs, config.patience) == (10.0, 16, 10)
+    assert config.init_weights is None
+    quick = beyond.CONFIGS["quick"]
+    assert pretrain_config(quick, **beyond.PRETRAIN["quick"]).epochs == quick.epochs == 1
 
 
 def _resumable(tmp_path, init_weights):
