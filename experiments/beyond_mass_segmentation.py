@@ -566,19 +566,6 @@ def _fold_count(text: str) -> int:
     return value
 
 
-def _positive_minutes(text: str) -> float:
-    """argparse type of ``--pretrain-minutes``: a positive number."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be a number of minutes, received {text!r}"
-        ) from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, received {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The common options, ``--set``, ``--folds`` and ``--no-deterministic``."""
     # The recipe's target is its own config's (masses): no --kinds / --protocol.
@@ -610,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--pretrain-minutes",
-        type=_positive_minutes,
+        type=cli.positive_minutes,
         default=None,
         metavar="M",
         help="time budget of the phantom pre-training (default: the mode's, 10 min)",

@@ -40,6 +40,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from mammoseg import __version__
@@ -743,6 +744,10 @@ def _train(args: argparse.Namespace) -> int:
     if args.deterministic:
         training.set_determinism(enabled=True)
     precision = training.set_precision(args.precision)
+    pretraining = None
+    if args.pretrain == "phantom" and config.init_weights is None:
+        pretraining = _pretrain(args, config, out)
+        config = replace(config, init_weights=pretraining["model"])
     _say(f"  preparing images (breast crop, working resolution); {precision}", quiet=args.quiet)
     train_images = prepare_records(splits["train"], config)
     val_images = prepare_records(splits["val"], config)
@@ -753,6 +758,8 @@ def _train(args: argparse.Namespace) -> int:
 
     # === validation chooses the threshold and region limit; test is scored once ===
     metrics = _choose_and_score(predictor, splits, quiet=args.quiet)
+    if args.fp_reduction:
+        metrics.update(_fp_stage(predictor, splits, out, seed=args.seed, quiet=args.quiet))
 
     # === the record: recipe.json, metrics.json, MODEL_CARD.md ===
     facts = {
@@ -762,17 +769,99 @@ def _train(args: argparse.Namespace) -> int:
         else {},
         "seed": args.seed,
         "split": _split_facts(splits, config.kinds, args.seed),
-        "metrics": {"val": metrics["val"], "test": metrics["test"]},
+        "metrics": {k: metrics[k] for k in ("val", "test", "test_fp_reduction") if k in metrics},
         "training": {k: v for k, v in info.items() if k not in ("history", "validation")},
+        "pretraining": None
+        if pretraining is None
+        else {k: v for k, v in pretraining.items() if k not in ("history", "recipe")},
+        "fp_reduction": metrics.get("fp_reduction"),
         "precision": precision,
         "mammoseg": {"version": __version__, "commit": git_commit()},
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     _write_record(out, predictor.config, facts, metrics)
-    for split in ("val", "test"):
-        _say(_metrics_line(split, metrics[split]), quiet=False)
+    for split in ("val", "test", "test_fp_reduction"):
+        if split in metrics:
+            _say(_metrics_line(split, metrics[split]), quiet=False)
     _say(f"model, recipe, metrics and {MODEL_CARD} in {out}", quiet=args.quiet)
     return 0
+
+
+def positive_minutes(text: str) -> float:
+    """argparse type of ``--pretrain-minutes`` (here and in the experiments): a positive number.
+
+    Example:
+        >>> positive_minutes("2.5")
+        2.5
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of minutes, received {text!r}"
+        ) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, received {text}")
+    return value
+
+
+def _pretrain(args: argparse.Namespace, config, out: Path) -> dict:
+    """The recipe's first step: `mammoseg.recipes.pretrain_on_phantom` into ``out/pretrain``
+    (``--phantom-images`` of ``--phantom-size`` px; a second phantom set when the data is the
+    phantom itself), on ``--pretrain-minutes``."""
+    from mammoseg.recipes import (
+        PRETRAIN_DIR,
+        pretrain_config,
+        pretrain_on_phantom,
+        pretrain_phantom_seed,
+    )
+
+    base = pretrain_config(config, minutes=args.pretrain_minutes)
+    phantom_seed = pretrain_phantom_seed(args.data)
+    _say(
+        f"  pre-training on {args.phantom_images} phantom mammograms (seed {phantom_seed}), "
+        f"{base.time_budget_minutes:g} min at most (--pretrain none to skip)",
+        quiet=args.quiet,
+    )
+    return pretrain_on_phantom(
+        base,
+        out / PRETRAIN_DIR,
+        n_images=args.phantom_images,
+        size=args.phantom_size,
+        phantom_seed=phantom_seed,
+        split_seed=args.seed,
+        seed=args.seed,
+        verbose=0 if args.quiet else 2,
+    )
+
+
+def _fp_stage(predictor, splits: dict, out: Path, *, seed: int, quiet: bool) -> dict:
+    """The recipe's second stage: a candidate classifier trained on the training and validation
+    images (``out/fp``), and the test split's candidates re-ranked by it (same masks)."""
+    from mammoseg.recipes import OneClassCandidates, split_metrics, train_candidate_classifier
+
+    _say("  false-positive reduction: training the candidate classifier ...", quiet=quiet)
+    try:
+        reducer, info = train_candidate_classifier(
+            predictor, [*splits["train"], *splits["val"]], out / "fp", seed=seed
+        )
+    except OneClassCandidates as err:
+        _warn(f"mammoseg train: no false-positive classifier: {err}")
+        return {"fp_reduction": {"trained": False, "reason": str(err)}}
+    threshold = predictor.config.threshold
+    test_eval = _evaluate_with_progress(
+        predictor,
+        splits["test"],
+        [threshold],
+        description="test, candidates re-ranked",
+        quiet=quiet,
+        rescore=reducer.rescore,
+    )
+    counts = {k: info[k] for k in ("hits", "false_positives", "lesions", "patches")}
+    return {
+        "test_fp_reduction": split_metrics(test_eval, threshold),
+        "fp_reduction": {"trained": True, "folder": "fp", **counts},
+    }
 
 
 def _choose_and_score(predictor, splits: dict, *, quiet: bool) -> dict:
@@ -819,6 +908,31 @@ def _write_record(out: Path, config, facts: dict, metrics: dict) -> None:
     write_text_atomic(out / MODEL_CARD, model_card(config, facts))
 
 
+def _start_text(config, pretraining: dict | None) -> str:
+    if pretraining is not None:
+        t = pretraining["training"]
+        return (
+            f"pre-trained on {pretraining['images']['train']} phantom mammograms (seed "
+            f"{pretraining['phantom_seed']}; {t.get('epochs_run', '?')} epoch(s), "
+            f"{t.get('train_seconds', 0) / 60:.1f} min; `pretrain/`), then trained here"
+        )
+    if config.init_weights is not None:
+        return f"the weights of `{config.init_weights}`"
+    return "random (--pretrain none)"
+
+
+def _fp_text(fp: dict | None) -> str:
+    if fp is None:
+        return "off (--no-fp-reduction)"
+    if not fp["trained"]:
+        return f"no classifier: {fp['reason']}"
+    return (
+        f"candidate classifier in `fp/` ({fp['hits']} hits, {fp['false_positives']} false "
+        "positives of the training images); `mammoseg predict --fp-classifier fp` re-ranks "
+        "with it (the masks are the same)"
+    )
+
+
 def model_card(config, facts: dict) -> str:
     """``MODEL_CARD.md`` of a recipe model: what it was trained on, how, how well, by which
     mammoseg, and that it is for research only.
@@ -863,8 +977,10 @@ def model_card(config, facts: dict) -> str:
         f"| training | {training.get('epochs_run', '?')} epoch(s), best at epoch "
         f"{training.get('best_epoch', '?')} ({training.get('stop_reason', '?')}), "
         f"{training.get('train_seconds', 0) / 60:.1f} min |",
+        f"| start | {_start_text(config, facts.get('pretraining'))} |",
         f"| post-processing | mask threshold {config.threshold:g}, "
         f"{regions} (chosen on the validation split) |",
+        f"| false-positive reduction | {_fp_text(facts.get('fp_reduction'))} |",
         "",
         "## Metrics (original image pixels)",
         "",
@@ -872,7 +988,10 @@ def model_card(config, facts: dict) -> str:
         "| sensitivity at 1 FP/image | FROC mean |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, label in (("val", "validation"), ("test", "test")):
+    rows = [("val", "validation"), ("test", "test"), ("test_fp_reduction", "test, re-ranked")]
+    for name, label in rows:
+        if name not in facts["metrics"]:
+            continue
         m = facts["metrics"][name]
         lines.append(
             f"| {label} | {m['n_images']} | {m['n_images_with_lesion']} "
@@ -1167,6 +1286,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--deterministic", action="store_true", help="bit-reproducible TensorFlow ops"
+    )
+    train.add_argument(
+        "--pretrain",
+        choices=("phantom", "none"),
+        default="phantom",
+        help="start from a model pre-trained on built-in phantom mammograms (default: "
+        "--phantom-images of --phantom-size px, into OUTPUT_DIR/pretrain) or from scratch; "
+        "--set init_weights=PATH starts from your own model instead",
+    )
+    train.add_argument(
+        "--pretrain-minutes",
+        type=positive_minutes,
+        default=10.0,
+        metavar="M",
+        help="time budget of the pre-training (default 10)",
+    )
+    train.add_argument(
+        "--fp-reduction",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train the candidate classifier (OUTPUT_DIR/fp) and score the test split with "
+        "its re-ranked candidates too (default: on)",
     )
     train.add_argument(
         "--overwrite", action="store_true", help="replace an earlier run in --output-dir"

@@ -527,6 +527,7 @@ def trained_run(tmp_path_factory, tiny_phantom):
     out = tmp_path_factory.mktemp("train") / "run"
     command = [sys.executable, "-m", "mammoseg.cli", "train", "--data", f"mias:{root}"]
     command += ["--output-dir", str(out), "--precision", "fp32", "--quiet", *_set_options(TINY)]
+    command += ["--phantom-images", "12", "--phantom-size", "128"]  # a tiny pre-training
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     return root, out, result
 
@@ -566,6 +567,21 @@ def test_train_writes_the_model_recipe_metrics_and_card(trained_run):
     assert metrics["threshold"] == recipe["threshold"]
     assert metrics["test"]["n_images"] == len(split["test"])
     assert 0.0 <= metrics["test"]["dice_pooled"] <= 1.0
+    # The default recipe: pre-trained on a phantom (seed 0: the data is not the phantom) ...
+    assert recipe["init_weights"] == str(out / "pretrain" / "model.keras")
+    pretraining = recorded["pretraining"]
+    assert pretraining["phantom_seed"] == 0 and pretraining["training"]["epochs_run"] == 1
+    assert (out / "pretrain" / "model.keras").is_file()
+    # ... and its test candidates re-ranked by a classifier of the training candidates.
+    fp = recorded["fp_reduction"]
+    if fp["trained"]:
+        assert (out / "fp" / "fp_classifier.keras").is_file() and fp["lesions"] >= 1
+        reranked = metrics["test_fp_reduction"]
+        assert reranked["n_images"] == len(split["test"])
+        assert reranked["dice_per_image_mean"] == metrics["test"]["dice_per_image_mean"]
+    else:  # a one-epoch model may leave only hits or only false positives
+        assert "needs both hits and false positives" in fp["reason"]
+        assert "test_fp_reduction" not in metrics
     # the printed lines are the written numbers
     test = metrics["test"]
     assert (
@@ -585,6 +601,8 @@ def test_the_model_card_says_what_how_and_how_well(trained_run):
     assert f"| data | `mias:{root}` |" in card
     assert "| lesion kinds | mass |" in card
     assert "| seed | 0 |" in card
+    assert "| start | pre-trained on " in card and "phantom mammograms (seed 0; 1 epoch(s)" in card
+    assert "| false-positive reduction | " in card
     counts = recorded["split"]["counts"]
     assert f"seed 0; train {counts['train'][0]} images ({counts['train'][1]} with a lesion)" in card
     commit = recorded["mammoseg"]["commit"]
