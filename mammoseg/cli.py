@@ -16,10 +16,12 @@ heatmap); for all images ``predictions.json`` (crop box and candidates of every 
 ``predictions.csv`` (one row per candidate: centroid, box, area in pixels and in mm² where the
 pixel size is known).
 
-``train`` runs the recipe as ``experiments/beyond_mass_segmentation.py`` does (patient split,
-training, threshold and region limit chosen on validation, test scored once) and leaves in
-``--output-dir``: ``model.keras``, ``recipe.json`` (settings, data, split, metrics, version),
-``metrics.json``, ``MODEL_CARD.md``, ``history.csv``, ``validation.csv`` and a TensorBoard log.
+``train`` runs the recipe as ``experiments/beyond_mass_segmentation.py`` does (phantom
+pre-training, patient split, training, threshold and region limit chosen on validation, test
+scored once, then the false-positive classifier and the test scored with its re-ranked
+candidates) and leaves in ``--output-dir``: ``model.keras``, ``recipe.json`` (settings, data,
+split, metrics, version), ``metrics.json``, ``MODEL_CARD.md``, ``history.csv``,
+``validation.csv``, a TensorBoard log, ``pretrain/`` and ``fp/`` (``predict --fp-classifier``).
 ``evaluate`` scores such a model again, on its recorded split or on other data.
 
 Exit status: 0 done; 1 done, but an image failed (predict), or a copy is incomplete (download,
