@@ -704,6 +704,22 @@ def test_train_refuses_bad_options(tmp_path, capsys, options, message):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--pretrain-minutes", "0"], "argument --pretrain-minutes: must be positive, received 0"),
+        (["--pretrain-minutes", "x"], "--pretrain-minutes: must be a number of minutes, received"),
+        (["--pretrain", "imagenet"], "argument --pretrain: invalid choice: 'imagenet'"),
+    ],
+)
+def test_train_pretraining_options_are_argparse_errors(tmp_path, capsys, options, message):
+    argv = ["train", "--data", "phantom", "--output-dir", str(tmp_path / "run"), *options]
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_config_with_overrides_reads_json_values():
     config = cli.config_with_overrides(
         RecipeConfig(),
