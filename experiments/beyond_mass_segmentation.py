@@ -224,9 +224,30 @@ def with_pretraining(
         budget = {**budget, "minutes": run.args.pretrain_minutes}
     base = pretrain_config(pretrain_base, **budget)
     result = run.sub_run(PRETRAIN_DIR, lambda folder: run_pretrain(run, base, folder))
+    if result.get("status") == "skipped":  # --sub-runs without it: an earlier one may serve
+        if not (run.dir / PRETRAIN_DIR / "result.json").is_file():
+            raise SystemExit(
+                f"--sub-runs: the models start from the pre-training, which has not run in "
+                f"{run.dir}; add {PRETRAIN_DIR} to --sub-runs, or pass --pretrain none"
+            )
+        result = json.loads((run.dir / PRETRAIN_DIR / "result.json").read_text())
     if result.get("status") != "ok":
-        raise SystemExit(f"phantom pre-training failed: {result.get('error', result['status'])}")
+        raise SystemExit(
+            f"phantom pre-training failed: {result.get('error', result['status'])} (a --resume "
+            f"reuses this result: delete {run.dir / PRETRAIN_DIR} to try again)"
+        )
     return started  # the path as this run sees it (the result's may predate a moved folder)
+
+
+def _start_key(init_weights: str | None) -> str | None:
+    """What a start means for `check_resumed_starts`: the run's own pre-training wherever the
+    run folder was when it was written (``.../pretrain/model.keras``), else the resolved path."""
+    if init_weights is None:
+        return None
+    path = Path(init_weights)
+    if path.parts[-2:] == (PRETRAIN_DIR, "model.keras"):
+        return f"the run's {PRETRAIN_DIR}"
+    return str(path.resolve())
 
 
 def check_resumed_starts(run: common.Run, names: list[str], config: RecipeConfig) -> None:
@@ -246,11 +267,7 @@ def check_resumed_starts(run: common.Run, names: list[str], config: RecipeConfig
             continue
         result = json.loads(path.read_text())
         saved = (result.get("recipe") or {}).get("init_weights")
-        same = saved == current or (
-            saved is not None
-            and current is not None
-            and Path(saved).resolve() == Path(current).resolve()
-        )
+        same = _start_key(saved) == _start_key(current)
         if result.get("status") == "ok" and not same:
             raise SystemExit(
                 f"--resume: {run.dir / name} was trained from init_weights={saved!r}, this run "
@@ -614,14 +631,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.pretrain_minutes is not None and args.pretrain == "none":
-        parser.error("--pretrain-minutes needs --pretrain phantom")
+def run_configs(args: argparse.Namespace) -> tuple[RecipeConfig, RecipeConfig]:
+    """(the recipe of the run's models, the recipe the pre-training starts from): the mode's
+    recipe with the ``--set`` fields, the per-fold budget under ``--folds`` for the first only
+    (the pre-training keeps, e.g., the default mode's patience of 10 epochs), ``--max-steps``
+    and ``--epochs`` for both. `pretrain_config` then gives the pre-training its own budget.
+
+    Example:
+        >>> args = build_parser().parse_args(["--folds", "5"])
+        >>> models, pretraining = run_configs(args)
+        >>> models.time_budget_minutes, pretraining.time_budget_minutes
+        (8.0, 24.0)
+    """
     config = CONFIGS[args.mode]
-    # The pre-training's network and schedule: the mode's recipe as --set makes it (not the
-    # per-fold budget), e.g. the default mode's patience of 10 epochs.
     pretrain_base = apply_overrides(config, args.set)
     if args.folds is not None:  # a smaller budget per fold, unless --set gives one
         config = beyond_folds.fold_config(config, args.mode, beyond_folds.set_keys(args.set))
@@ -631,6 +653,15 @@ def main(argv=None) -> None:
         pretrain_base = replace(pretrain_base, epochs=1, steps_per_epoch=args.max_steps)
     if args.epochs is not None:
         pretrain_base = replace(pretrain_base, epochs=args.epochs)
+    return config, pretrain_base
+
+
+def main(argv=None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.pretrain_minutes is not None and args.pretrain == "none":
+        parser.error("--pretrain-minutes needs --pretrain phantom")
+    config, pretrain_base = run_configs(args)
     scale = replace(
         common.SCALES[args.mode],
         image_size=config.working_size,
@@ -661,19 +692,22 @@ def single_split(run: common.Run, config: RecipeConfig, pretrain_base: RecipeCon
                 run, folder, "recipe", splits["train"], splits["val"], splits["test"]
             ),
         )
-    run.write(_findings(run), notes=_notes(run, config), figures=result.get("figures", ()))
+    try:
+        run.write(_findings(run), notes=_notes(run, config), figures=result.get("figures", ()))
+    finally:  # also when a failed FP stage makes `write` end the run: the recipe's figures stay
+        if result.get("status") == "ok":  # the headline numbers at the top of metrics.json
+            reduced = run.results.get("fp", {})
+            extra = {"test_fp_reduction": reduced["test"]} if reduced.get("status") == "ok" else {}
+            _add_to_metrics(
+                run,
+                val=result["val"],
+                test=result["test"],
+                threshold=result["threshold"],
+                mask_regions=result.get("mask_regions"),
+                **extra,
+            )
     if result.get("status") != "ok":
         raise SystemExit(f"the recipe failed: {result.get('error')}")
-    # The headline numbers also at the top of metrics.json.
-    reduced = run.results.get("fp", {})
-    _add_to_metrics(
-        run,
-        val=result["val"],
-        test=result["test"],
-        threshold=result["threshold"],
-        mask_regions=result.get("mask_regions"),
-        **({"test_fp_reduction": reduced["test"]} if reduced.get("status") == "ok" else {}),
-    )
     for split in ("val", "test"):
         m = result[split]
         print(
@@ -709,6 +743,9 @@ def cross_validate(run: common.Run, config: RecipeConfig, pretrain_base: RecipeC
             run, folds, fp_results, config.kinds, suffix="_fp", title=" (FP reduction)"
         )
         extra = {"pooled_fp_reduction": fp_summary["pooled"], "folds_fp_reduction": fp_summary}
+        if pooled and not fp_summary["pooled"]:
+            why = fp_summary.get("problem", "no pooled figures")
+            rows.append(("with FP reduction", "—", f"not pooled: {why}", "—"))
         if pooled and fp_summary["pooled"]:
             base, _ = beyond_folds.pooled_scores(folds, results)
             reduced, _ = beyond_folds.pooled_scores(folds, fp_results)

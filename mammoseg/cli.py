@@ -502,6 +502,10 @@ def _write_csv(path: Path, rows: Sequence[dict]) -> None:
     write_text_atomic(path, text.getvalue())
 
 
+class _ImageFailed(Exception):
+    """One image of ``predict`` failed after its prediction (reported, the next one goes on)."""
+
+
 def _predict(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -610,7 +614,10 @@ def _predict(args: argparse.Namespace) -> int:
                 prob, config.candidate_threshold, int(np.ceil(min_area))
             )
             if reducer is not None:  # the second stage re-ranks them (the mask is the same)
-                candidates = reducer.rescore(work, prob_work, candidates)
+                try:
+                    candidates = reducer.rescore(work, prob_work, candidates)
+                except Exception as err:  # noqa: BLE001 - this image's failure, not the run's
+                    raise _ImageFailed(f"the false-positive classifier failed: {err}") from err
             save_mask_png(mask, out_dir / f"{stem}_mask.png")
             save_overlay_png(
                 image,
@@ -621,6 +628,12 @@ def _predict(args: argparse.Namespace) -> int:
                 title=f"{path.name}: mask at {threshold:g}{limit_text} (red), "
                 "candidates (yellow, score)" + (", probability (heatmap)" if args.heatmap else ""),
             )
+        except _ImageFailed as err:
+            _warn(f"mammoseg predict: skipping {path}: {err}")
+            report["images"][str(path)] = {"error": str(err)}
+            failures += 1
+            bar.update(1)
+            continue
         except OSError as err:
             _warn(f"mammoseg predict: cannot write the outputs of {path}: {err}")
             report["images"][str(path)] = {"error": f"cannot write outputs: {err}"}
@@ -688,6 +701,8 @@ def _train(args: argparse.Namespace) -> int:
     try:
         config = config_with_overrides(RecipeConfig(), args.set)
         parse_data_option(args.data)
+        if args.pretrain_minutes is not None and args.pretrain == "none":
+            raise ValueError("--pretrain-minutes needs --pretrain phantom")
     except ValueError as err:
         print(f"mammoseg train: {err}", file=sys.stderr)
         return 2
@@ -760,8 +775,15 @@ def _train(args: argparse.Namespace) -> int:
 
     # === validation chooses the threshold and region limit; test is scored once ===
     metrics = _choose_and_score(predictor, splits, quiet=args.quiet)
+    status = 0
     if args.fp_reduction:
-        metrics.update(_fp_stage(predictor, splits, out, seed=args.seed, quiet=args.quiet))
+        try:
+            metrics.update(_fp_stage(predictor, splits, out, seed=args.seed, quiet=args.quiet))
+        except Exception as err:  # noqa: BLE001 - the model and its record are kept
+            _warn(f"mammoseg train: the false-positive stage failed: {type(err).__name__}: {err}")
+            reason = f"failed: {type(err).__name__}: {err}"
+            metrics["fp_reduction"] = {"trained": False, "reason": reason}
+            status = 1
 
     # === the record: recipe.json, metrics.json, MODEL_CARD.md ===
     facts = {
@@ -786,7 +808,7 @@ def _train(args: argparse.Namespace) -> int:
         if split in metrics:
             _say(_metrics_line(split, metrics[split]), quiet=False)
     _say(f"model, recipe, metrics and {MODEL_CARD} in {out}", quiet=args.quiet)
-    return 0
+    return status
 
 
 def positive_minutes(text: str) -> float:
@@ -813,12 +835,13 @@ def _pretrain(args: argparse.Namespace, config, out: Path) -> dict:
     phantom itself), on ``--pretrain-minutes``."""
     from mammoseg.recipes import (
         PRETRAIN_DIR,
+        PRETRAIN_MINUTES,
         pretrain_config,
         pretrain_on_phantom,
         pretrain_phantom_seed,
     )
 
-    base = pretrain_config(config, minutes=args.pretrain_minutes)
+    base = pretrain_config(config, minutes=args.pretrain_minutes or PRETRAIN_MINUTES)
     phantom_seed = pretrain_phantom_seed(args.data)
     _say(
         f"  pre-training on {args.phantom_images} phantom mammograms (seed {phantom_seed}), "
@@ -930,8 +953,8 @@ def _fp_text(fp: dict | None) -> str:
         return f"no classifier: {fp['reason']}"
     return (
         f"candidate classifier in `fp/` ({fp['hits']} hits, {fp['false_positives']} false "
-        "positives of the training images); `mammoseg predict --fp-classifier fp` re-ranks "
-        "with it (the masks are the same)"
+        "positives of the training images); `mammoseg predict --fp-classifier <this "
+        "folder>/fp` re-ranks with it (the masks are the same)"
     )
 
 
@@ -1300,7 +1323,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--pretrain-minutes",
         type=positive_minutes,
-        default=10.0,
+        default=None,
         metavar="M",
         help="time budget of the pre-training (default 10)",
     )

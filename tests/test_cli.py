@@ -602,7 +602,13 @@ def test_the_model_card_says_what_how_and_how_well(trained_run):
     assert "| lesion kinds | mass |" in card
     assert "| seed | 0 |" in card
     assert "| start | pre-trained on " in card and "phantom mammograms (seed 0; 1 epoch(s)" in card
-    assert "| false-positive reduction | " in card
+    fp = recorded["fp_reduction"]
+    if fp["trained"]:
+        assert (
+            f"| false-positive reduction | candidate classifier in `fp/` ({fp['hits']} hits" in card
+        )
+    else:
+        assert f"| false-positive reduction | no classifier: {fp['reason']}" in card
     counts = recorded["split"]["counts"]
     assert f"seed 0; train {counts['train'][0]} images ({counts['train'][1]} with a lesion)" in card
     commit = recorded["mammoseg"]["commit"]
@@ -695,6 +701,7 @@ def test_train_refuses_a_foreign_or_earlier_run_folder(trained_run, tmp_path, ca
         (["--set", "patch_size=40"], "--set: `patch_size` must be a multiple of 2**depth = 32"),
         (["--data", "mias"], "--data must be 'phantom', 'mias:PATH' or 'cbis-ddsm:PATH', "),
         (["--data", "mias:/no/such/folder"], "--data mias:/no/such/folder: /no/such/folder is"),
+        (["--pretrain", "none", "--pretrain-minutes", "3"], "--pretrain-minutes needs --pretrain"),
     ],
 )
 def test_train_refuses_bad_options(tmp_path, capsys, options, message):

@@ -287,12 +287,19 @@ def test_pretraining_and_fp_reduction_are_the_default_with_opt_outs(capsys):
 
 
 def test_the_default_mode_pretrains_on_the_measured_budget_whatever_the_fold_budget():
-    # The setting measured in #17: the default recipe, 10 minutes, 16 epochs, patience 10.
-    config = pretrain_config(beyond.CONFIGS["default"], **beyond.PRETRAIN["default"])
+    # The setting measured in #17: the default recipe, 10 minutes, 16 epochs, patience 10,
+    # also under --folds, whose models get 8 minutes, 12 epochs and patience 5.
+    args = beyond.build_parser().parse_args(["--folds", "5", "--set", "working_size=320"])
+    models, base = beyond.run_configs(args)
+    assert (models.time_budget_minutes, models.epochs, models.patience) == (8.0, 12, 5)
+    config = pretrain_config(base, **beyond.PRETRAIN["default"])
     assert (config.time_budget_minutes, config.epochs, config.patience) == (10.0, 16, 10)
-    assert config.init_weights is None
+    assert config.working_size == models.working_size == 320 and config.init_weights is None
     quick = beyond.CONFIGS["quick"]
     assert pretrain_config(quick, **beyond.PRETRAIN["quick"]).epochs == quick.epochs == 1
+    args = beyond.build_parser().parse_args(["--quick", "--max-steps", "3"])
+    _, base = beyond.run_configs(args)
+    assert (base.epochs, base.steps_per_epoch) == (1, 3)
 
 
 def _resumable(tmp_path, init_weights):
@@ -311,13 +318,16 @@ def test_resume_refuses_finished_models_with_another_start(tmp_path, monkeypatch
     run.args.resume = False
     beyond.check_resumed_starts(run, ["fold_1"], started)  # nothing is reused without --resume
 
-    # The same file named through another relative path is the same start.
-    run = _resumable(tmp_path / "b", str(tmp_path / "b" / "pretrain" / "model.keras"))
-    monkeypatch.chdir(tmp_path)
-    same = RecipeConfig(init_weights="b/pretrain/model.keras")
+    # The run's own pre-training is the same start however the folder is named now (moved).
+    run = _resumable(tmp_path / "b", "/elsewhere/b/pretrain/model.keras")
+    same = RecipeConfig(init_weights=str(tmp_path / "b" / "pretrain" / "model.keras"))
     beyond.check_resumed_starts(run, ["fold_1"], same)
     with pytest.raises(SystemExit, match="give a new --output-dir"):
         beyond.check_resumed_starts(run, ["fold_1"], RecipeConfig(init_weights="c/model.keras"))
+    # A user's file named through another relative path is the same start.
+    run = _resumable(tmp_path / "c", str(tmp_path / "mine" / "model.keras"))
+    monkeypatch.chdir(tmp_path)
+    beyond.check_resumed_starts(run, ["fold_1"], RecipeConfig(init_weights="mine/model.keras"))
 
 
 def test_fp_rows_say_why_no_classifier_was_trained():
@@ -347,3 +357,26 @@ def test_the_fold_development_table_is_shown_only_for_default_mias_runs(
     text = beyond._fold_notes(run, RecipeConfig(), {"pooled": None, "folds": []})
     assert ("Development runs in 5 folds of mias-dev" in text) is shown
     assert "Development runs on the phantom" not in text  # the single split's table
+
+
+def test_a_skipped_or_failed_pretraining_is_explained(tmp_path):
+    args = SimpleNamespace(pretrain="phantom", pretrain_minutes=None, resume=False)
+    run = SimpleNamespace(
+        args=args,
+        dir=tmp_path,
+        scale=SimpleNamespace(name="quick"),
+        sub_run=lambda name, fn: {"status": "skipped"},  # --sub-runs without "pretrain"
+    )
+    config = beyond.CONFIGS["quick"]
+    with pytest.raises(SystemExit, match="add pretrain to --sub-runs, or pass --pretrain none"):
+        beyond.with_pretraining(run, config, config, ["fold_1"])
+    (tmp_path / "pretrain").mkdir()
+    (tmp_path / "pretrain" / "result.json").write_text(json.dumps({"status": "ok"}))
+    started = beyond.with_pretraining(run, config, config, ["fold_1"])  # the earlier one serves
+    assert started.init_weights == str(tmp_path / "pretrain" / "model.keras")
+    failed = {"status": "failed", "error": "OSError: disk full"}
+    run.sub_run = lambda name, fn: failed
+    with pytest.raises(SystemExit, match=r"failed: OSError: disk full \(a --resume reuses"):
+        beyond.with_pretraining(run, config, config, ["fold_1"])
+    args.pretrain = "none"  # from scratch: nothing to pre-train, the config as it was
+    assert beyond.with_pretraining(run, config, config, ["fold_1"]) is config
