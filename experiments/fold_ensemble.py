@@ -41,6 +41,7 @@ from mammoseg.recipes import (  # noqa: E402
     evaluate_records,
     image_scores,
 )
+from mammoseg.recipes.evaluate import ImageScores  # noqa: E402
 from mammoseg.recipes.preprocess import WorkingImage  # noqa: E402
 from mammoseg.training import save_json, write_text_atomic  # noqa: E402
 
@@ -101,12 +102,22 @@ def fold_models(run_dir: str | Path) -> list[Path]:
     return [numbered[k] for k in sorted(numbered)]
 
 
+def run_image_ids(run_dir: Path) -> set[str]:
+    """The ids of every image a folds run tested, i.e. every image it saw (each fold model
+    trained on the others)."""
+    ids = set()
+    for path in run_dir.glob("fold_*/result.json"):
+        ids |= {row["image_id"] for row in json.loads(path.read_text()).get("test_images", [])}
+    return ids
+
+
 def held_out_records(run_dir: Path, data: str, n_images: int, seed: int) -> list[mdata.Record]:
-    """The images to score: a phantom set of ``seed``, or the dataset ``data`` names, refused
-    when the run itself trained or pre-trained on it.
+    """The images to score: ``n_images`` phantom mammograms of ``seed``, or the images of the
+    dataset ``data`` names that the run never saw (the first ``n_images``; 0: all).
 
     Raises:
-        ValueError: data the run used (naming it and the run's metrics.json).
+        ValueError: a phantom seed the run trained, tested or pre-trained on, or real data with
+            no image outside the run (naming them and the run's metrics.json).
     """
     setup, runs = {}, {}
     metrics = run_dir / "metrics.json"
@@ -114,6 +125,10 @@ def held_out_records(run_dir: Path, data: str, n_images: int, seed: int) -> list
         saved = json.loads(metrics.read_text())
         setup, runs = saved.get("setup", {}), saved.get("runs", {})
     if data == "phantom":
+        if n_images < 1:
+            raise ValueError(
+                f"--images must be at least 1 with --data phantom, received {n_images}"
+            )
         used = {0} if setup.get("data", "phantom") == "phantom" else set()
         pretrain = runs.get("pretrain", {})
         if pretrain.get("status") == "ok":
@@ -125,33 +140,51 @@ def held_out_records(run_dir: Path, data: str, n_images: int, seed: int) -> list
             )
         size = (setup.get("scale") or {}).get("phantom_size", 1024)
         return mdata.load_records("phantom", n_images=n_images, size=size, seed=seed)
-    if data == setup.get("data"):
-        raise ValueError(f"--data {data}: the run trained on it ({metrics}); give other images")
     name, _, path = data.partition(":")
     if name not in ("mias", "cbis-ddsm") or not path:
         raise ValueError(f"--data must be phantom, mias:PATH or cbis-ddsm:PATH, received {data!r}")
     records = mdata.load_records(name, path)
-    return records[:n_images] if n_images else records
+    seen = run_image_ids(run_dir) if setup.get("data", "phantom") != "phantom" else set()
+    unseen = [r for r in records if r.image_id not in seen]
+    if not unseen:
+        raise ValueError(
+            f"--data {data}: all {len(records)} images were in the run {run_dir} (trained on or "
+            "tested by its fold models); give other images"
+        )
+    if len(unseen) < len(records):
+        print(f"  {len(records) - len(unseen)} image(s) of --data {data} were in the run: left out")
+    return unseen[:n_images] if n_images else unseen
+
+
+CHUNK = 32  # images whose member maps are held at once (memory: members x CHUNK maps)
 
 
 def evaluate_ensemble(model_paths: list[Path], records, *, seed: int = 0) -> tuple[str, dict]:
     """Score each model alone and their ensemble on ``records``; the Markdown report and the
-    numbers ({"models", "pooled", "difference"})."""
+    numbers ({"models", "pooled", "ensemble_minus_model"})."""
     members = [_RememberingPredictor(Predictor.load(path)) for path in model_paths]
     ensemble_config = EnsemblePredictor([m.predictor for m in members]).config
-    patients = [r.patient_id for r in records]
-    names, scores = [], []
-    for k, (path, member) in enumerate(zip(model_paths, members), 1):
-        print(f"  model {k} of {len(members)}: {path} ...", flush=True)
-        threshold = member.config.threshold
-        evaluation = evaluate_records(member, records, [threshold])
-        names.append(f"{path.parent.name} (threshold {threshold:g})")
-        scores.append(image_scores(evaluation, threshold, patients))
-    print("  the ensemble (mean of the maps) ...", flush=True)
-    threshold = ensemble_config.threshold
-    mean = _MeanOfRemembered(members, ensemble_config)
-    ensemble = image_scores(evaluate_records(mean, records, [threshold]), threshold, patients)
-    names.append(f"ensemble of {len(members)} (threshold {threshold:.3g})")
+    member_parts: list[list] = [[] for _ in members]
+    ensemble_parts = []
+    for start in range(0, len(records), CHUNK):
+        chunk = records[start : start + CHUNK]
+        print(f"  images {start + 1}-{start + len(chunk)} of {len(records)} ...", flush=True)
+        patients = [r.patient_id for r in chunk]
+        for member, parts in zip(members, member_parts):
+            member.maps = []
+            threshold = member.config.threshold
+            evaluation = evaluate_records(member, chunk, [threshold])
+            parts.append(image_scores(evaluation, threshold, patients))
+        mean = _MeanOfRemembered(members, ensemble_config)
+        evaluation = evaluate_records(mean, chunk, [ensemble_config.threshold])
+        ensemble_parts.append(image_scores(evaluation, ensemble_config.threshold, patients))
+    scores = [ImageScores.concatenate(parts) for parts in member_parts]
+    ensemble = ImageScores.concatenate(ensemble_parts)
+    names = [
+        f"{path.parent.name} (threshold {m.config.threshold:g})"
+        for path, m in zip(model_paths, members)
+    ]
+    names.append(f"ensemble of {len(members)} (threshold {ensemble_config.threshold:.3g})")
     pooled = [beyond_folds.pooled_metrics(s, seed=seed) for s in [*scores, ensemble]]
     paired = [beyond_folds.paired_difference(s, ensemble, seed=seed) for s in scores]
     return _report(names, pooled, paired, records), {
@@ -201,7 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data", default="phantom", help="phantom (default) | mias:PATH | cbis-ddsm:PATH"
     )
-    parser.add_argument("--images", type=int, default=64, help="how many images (0: all)")
+    parser.add_argument(
+        "--images", type=int, default=64, help="how many images (real data: 0 for all)"
+    )
     parser.add_argument("--phantom-seed", type=int, default=DEFAULT_PHANTOM_SEED)
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--output", default=None, help="also write the report to this new file")

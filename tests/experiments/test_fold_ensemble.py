@@ -50,7 +50,10 @@ def _pooled(predictor, records, threshold):
     return beyond_folds.pooled_metrics(scores, seed=0)
 
 
-def test_the_ensemble_scores_as_the_ensemble_predictor_and_each_model_as_itself(tmp_path):
+def test_the_ensemble_scores_as_the_ensemble_predictor_and_each_model_as_itself(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(fold_ensemble, "CHUNK", 4)  # 6 images: two chunks, maps held 4 at most
     run = _folds_run(tmp_path)
     paths = fold_ensemble.fold_models(run)
     assert paths == [run / "fold_1" / "model.keras", run / "fold_2" / "model.keras"]
@@ -85,17 +88,39 @@ def test_images_the_run_saw_are_refused_by_name(tmp_path):
     for seed in (0, 1):  # tested by the folds, pre-trained on
         with pytest.raises(ValueError, match=rf"--phantom-seed {seed}: .* seed\(s\) \[0, 1\]"):
             fold_ensemble.held_out_records(run, "phantom", 4, seed)
-    metrics = json.loads((run / "metrics.json").read_text())
-    metrics["setup"]["data"] = "mias:/data/mias"
-    (run / "metrics.json").write_text(json.dumps(metrics))
-    with pytest.raises(ValueError, match="--data mias:/data/mias: the run trained on it"):
-        fold_ensemble.held_out_records(run, "mias:/data/mias", 0, 2)
+    with pytest.raises(ValueError, match="--images must be at least 1 with --data phantom"):
+        fold_ensemble.held_out_records(run, "phantom", 0, 2)
     with pytest.raises(ValueError, match="received 'inbreast:/x'"):
         fold_ensemble.held_out_records(run, "inbreast:/x", 0, 2)
-    # A run on real data that pre-trained on phantom seed 1: seed 0 is held out, 1 is not.
-    assert len(fold_ensemble.held_out_records(run, "phantom", 3, 0)) == 3
-    with pytest.raises(ValueError, match=r"seed\(s\) \[1\]; pick another seed"):
-        fold_ensemble.held_out_records(run, "phantom", 3, 1)
+    # A run on real data pre-trains on phantom seed 0: seed 1 is held out, 0 is not.
+    metrics = {
+        "setup": {"data": "mias:/data/mias-dev", "scale": {"phantom_size": 128}},
+        "runs": {"pretrain": {"status": "ok", "phantom_seed": 0}},
+    }
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert len(fold_ensemble.held_out_records(run, "phantom", 3, 1)) == 3
+    with pytest.raises(ValueError, match=r"seed\(s\) \[0\]; pick another seed"):
+        fold_ensemble.held_out_records(run, "phantom", 3, 0)
+
+
+def test_real_images_the_run_tested_are_left_out(tmp_path, tiny_phantom):
+    root = Path(tiny_phantom[0].path).parent  # 12 images in the MIAS layout
+    run = _folds_run(tmp_path)
+    metrics = {"setup": {"data": "mias:/data/mias-dev"}, "runs": {}}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    seen = [{"image_id": "mdb001"}, {"image_id": "mdb007"}]
+    (run / "fold_1" / "result.json").write_text(json.dumps({"test_images": seen[:1]}))
+    (run / "fold_2" / "result.json").write_text(json.dumps({"test_images": seen[1:]}))
+    records = fold_ensemble.held_out_records(run, f"mias:{root}", 0, 2)
+    ids = [r.image_id for r in records]
+    assert len(ids) == 10 and "mdb001" not in ids and "mdb007" not in ids
+    assert [r.image_id for r in fold_ensemble.held_out_records(run, f"mias:{root}", 3, 2)] == ids[
+        :3
+    ]
+    every = [{"image_id": r.image_id} for r in tiny_phantom]
+    (run / "fold_2" / "result.json").write_text(json.dumps({"test_images": every}))
+    with pytest.raises(ValueError, match=r"all 12 images were in the run"):
+        fold_ensemble.held_out_records(run, f"mias:{root}", 0, 2)
 
 
 def test_fewer_than_two_models_and_a_taken_output_are_refused(tmp_path, capsys):
