@@ -236,7 +236,8 @@ def test_run_all_quick_under_the_authors_protocol_runs_every_section(tmp_path):
 @pytest.mark.slow
 def test_run_all_quick_with_two_seeds_runs_every_section_twice(tmp_path):
     out = tmp_path / "all"
-    run_script("run_all.py", "--quick", "--seeds", "0", "1", f"--output-dir={out}")
+    # Every section twice in one process tree: the slowest test; a busy CI machine needs time.
+    run_script("run_all.py", "--quick", "--seeds", "0", "1", f"--output-dir={out}", timeout=1800)
     for section, script in _sections():
         folder = out / Path(script).stem
         metrics = json.loads((folder / "metrics.json").read_text())

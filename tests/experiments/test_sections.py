@@ -27,14 +27,16 @@ SCRIPTS = [
 ]
 
 
-def run_script(script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def run_script(
+    script: str, *args: str, check: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run(
         [sys.executable, str(EXPERIMENTS / script), *args],
         capture_output=True,
         text=True,
         env=env,
-        timeout=900,
+        timeout=timeout,
     )
     if check and done.returncode != 0:
         raise AssertionError(
