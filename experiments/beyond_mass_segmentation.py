@@ -38,9 +38,11 @@ docs/results/recipe_folds_miasdev.md).
 ``fold_<k>/``, every image tested once; the pooled FROC, sensitivity at 0.5 / 1 / 2 false
 positives per image, Dice per mass image and empty-prediction rate with 95 % bootstrap intervals
 over patients, and each fold's figures. Each fold gets a smaller budget than the single split
-(`beyond_folds.FOLD_SETTINGS`), so 5 folds of MIAS-sized data, with the pre-training and the
-classifiers, fit about 75 minutes on two cores. `experiments/fold_ensemble.py` scores the fold
-models' ensemble on held-out images.
+(`beyond_folds.FOLD_SETTINGS`): 5 folds of MIAS-sized data take about 55 minutes on two cores,
+plus 10 for the pre-training and 5-6 a fold for the classifiers (measured: mias-dev, 110
+images, 72-86 min in all; 322 phantom images about two hours on shared cores;
+``--no-fp-reduction`` saves the classifiers' share). `experiments/fold_ensemble.py` scores the
+fold models' ensemble on held-out images.
 
 TensorFlow's ops are deterministic by default here (a seed gives the same model; measured at no
 cost on two cores, benchmarks/bench_determinism.py); ``--no-deterministic`` turns that off.
