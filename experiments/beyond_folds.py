@@ -63,6 +63,22 @@ def fold_config(config: RecipeConfig, mode: str, overridden: set[str]) -> Recipe
     return replace(config, **settings)
 
 
+def numbered_files(run_dir: str | Path, prefix: str, name: str) -> list[tuple[int, Path]]:
+    """The ``<prefix>_<k>/<name>`` files of a folds run's folder as (k, path), by k (folders
+    whose suffix is not a number are not sub-runs of the folds).
+
+    Example:
+        >>> numbered_files("runs/folds", "fold", "model.keras")  # doctest: +SKIP
+        [(1, PosixPath('runs/folds/fold_1/model.keras')), ...]
+    """
+    found = []
+    for path in Path(run_dir).glob(f"{prefix}_*/{name}"):
+        number = path.parent.name[len(prefix) + 1 :]
+        if number.isdigit():
+            found.append((int(number), path))
+    return sorted(found)
+
+
 def set_keys(items: list[str]) -> set[str]:
     """The keys of ``--set KEY=VALUE`` items."""
     return {item.split("=", 1)[0].strip() for item in items}

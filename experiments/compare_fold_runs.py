@@ -65,12 +65,7 @@ def load_run_scores(run_dir: str | Path, stage: str = "plain") -> ImageScores:
         raise ValueError(f"`stage` must be one of {sorted(STAGES)}, received {stage!r}")
     run_dir = Path(run_dir)
     prefix = STAGES[stage]
-    numbered = {}
-    for path in run_dir.glob(f"{prefix}_*/result.json"):
-        number = path.parent.name[len(prefix) + 1 :]
-        if number.isdigit():
-            numbered[int(number)] = path
-    files = [numbered[k] for k in sorted(numbered)]
+    files = [path for _, path in beyond_folds.numbered_files(run_dir, prefix, "result.json")]
     if not files:
         raise FileNotFoundError(f"{run_dir}: no {prefix}_<k>/result.json (not a folds run?)")
     metrics = run_dir / "metrics.json"

@@ -74,11 +74,9 @@ def rescore(run_dir: Path, records: dict, thresholds: list[float]) -> dict[str, 
         FileNotFoundError: a fold without its result or model (naming it).
         KeyError: a test image missing from ``records`` (naming it).
     """
-    folds = sorted(
-        (int(p.parent.name[5:]), p.parent)
-        for p in run_dir.glob("fold_*/result.json")
-        if p.parent.name[5:].isdigit()
-    )
+    folds = [
+        (k, path.parent) for k, path in beyond_folds.numbered_files(run_dir, "fold", "result.json")
+    ]
     if not folds:
         raise FileNotFoundError(f"{run_dir}: no fold_<k>/result.json (not a --folds run?)")
     parts: dict[str, list[ImageScores]] = {"chosen": [], **{f"{t:g}": [] for t in thresholds}}

@@ -88,25 +88,20 @@ def fold_models(run_dir: str | Path) -> list[Path]:
     Raises:
         FileNotFoundError: fewer than two fold models (naming the folder).
     """
-    run_dir = Path(run_dir)
-    numbered = {
-        int(path.parent.name[5:]): path
-        for path in run_dir.glob("fold_*/model.keras")
-        if path.parent.name[5:].isdigit()
-    }
-    if len(numbered) < 2:
+    paths = [path for _, path in beyond_folds.numbered_files(run_dir, "fold", "model.keras")]
+    if len(paths) < 2:
         raise FileNotFoundError(
-            f"{run_dir}: {len(numbered)} fold_<k>/model.keras file(s); an ensemble needs the "
+            f"{Path(run_dir)}: {len(paths)} fold_<k>/model.keras file(s); an ensemble needs the "
             "models of a finished --folds run"
         )
-    return [numbered[k] for k in sorted(numbered)]
+    return paths
 
 
 def run_image_ids(run_dir: Path) -> set[str]:
     """The ids of every image a folds run tested, i.e. every image it saw (each fold model
     trained on the others)."""
     ids = set()
-    for path in run_dir.glob("fold_*/result.json"):
+    for _, path in beyond_folds.numbered_files(run_dir, "fold", "result.json"):
         ids |= {row["image_id"] for row in json.loads(path.read_text()).get("test_images", [])}
     return ids
 
