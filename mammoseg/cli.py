@@ -1063,6 +1063,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 2
     try:
         predictor = Predictor.load(args.model)
+        reducer, reducer_folder = _evaluation_classifier(args.fp_classifier, Path(args.model))
     except (FileNotFoundError, ValueError) as err:
         print(f"mammoseg evaluate: {err}", file=sys.stderr)
         return 2
@@ -1102,6 +1103,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     metrics = split_metrics(evaluation, threshold)
     _say(_metrics_line(args.split, metrics))
+    reranked = None
+    if reducer is not None:
+        reranked = split_metrics(
+            _evaluate_with_progress(
+                predictor,
+                chosen,
+                [threshold],
+                description=f"{args.split}, candidates re-ranked",
+                quiet=args.quiet,
+                rescore=reducer.rescore,
+            ),
+            threshold,
+        )
+        _say(_metrics_line(f"{args.split}, candidates re-ranked by {reducer_folder}", reranked))
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         save_json(
@@ -1112,11 +1127,33 @@ def _evaluate(args: argparse.Namespace) -> int:
                 "split": args.split,
                 "images": evaluation.image_ids,
                 "metrics": metrics,
+                "fp_classifier": None if reducer_folder is None else str(reducer_folder),
+                "metrics_fp_reduction": reranked,
                 "mammoseg": {"version": __version__, "commit": git_commit()},
             },
         )
         _say(f"metrics written to {output}", quiet=args.quiet)
     return 0
+
+
+def _evaluation_classifier(choice: str, model: Path):
+    """(the candidate classifier, its folder) that `_evaluate` re-ranks with, or (None, None).
+
+    ``auto``: the run's ``fp/`` beside ``model`` when it holds a classifier (``mammoseg train``
+    and the recipe experiment save it there), else none; ``none``: none; otherwise that folder.
+
+    Raises:
+        FileNotFoundError: a folder named explicitly holds no classifier.
+        ValueError: its settings file is unusable.
+    """
+    from mammoseg.recipes.fp_reduction import FP_MODEL_FILE, CandidateClassifier
+
+    if choice == "none":
+        return None, None
+    folder = model.parent / "fp" if choice == "auto" else Path(choice)
+    if choice == "auto" and not (folder / FP_MODEL_FILE).is_file():
+        return None, None
+    return CandidateClassifier.load(folder), folder
 
 
 def _split_records(records, recorded: dict, split: str, data: str):
@@ -1354,6 +1391,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=(*SPLITS, "all"),
         default="test",
         help="the recorded split to score (default test), or every image",
+    )
+    evaluate.add_argument(
+        "--fp-classifier",
+        default="auto",
+        metavar="FOLDER",
+        help="also score the candidates re-ranked by the false-positive classifier saved there "
+        "(default auto: the run's fp/ beside --model when it holds one, as `mammoseg train` "
+        "scored them; none: skip)",
     )
     evaluate.add_argument("--output", default=None, help="write the metrics to this JSON file")
     evaluate.add_argument("--overwrite", action="store_true", help="replace --output")

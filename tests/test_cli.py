@@ -639,7 +639,28 @@ def test_evaluate_scores_the_recorded_test_split_again(trained_run, tmp_path, ca
     expected, got = recorded["metrics"]["test"], written["metrics"]
     for key in ("dice_per_image_mean", "dice_pooled", "empty_prediction_rate", "n_images"):
         assert got[key] == pytest.approx(expected[key], abs=1e-6), key
-    assert cli._metrics_line("test", got) in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert cli._metrics_line("test", got) in printed
+    # the run's own fp/ classifier re-ranks the candidates, as `mammoseg train` scored them
+    if recorded["fp_reduction"]["trained"]:
+        assert written["fp_classifier"] == str(out / "fp")
+        reranked = written["metrics_fp_reduction"]
+        expected = recorded["metrics"]["test_fp_reduction"]
+        for key in ("froc_mean", "lesion_sensitivity_at_1fppi", "dice_per_image_mean"):
+            assert reranked[key] == pytest.approx(expected[key], abs=1e-6), key
+        assert f"test, candidates re-ranked by {out / 'fp'}: " in printed
+    else:
+        assert written["fp_classifier"] is None and written["metrics_fp_reduction"] is None
+    skipped = tmp_path / "plain.json"
+    args = ["evaluate", "--model", str(out / "model.keras"), "--fp-classifier", "none"]
+    assert cli.main([*args, "--output", str(skipped), "--quiet"]) == 0
+    plain = json.loads(skipped.read_text())
+    assert plain["fp_classifier"] is None and plain["metrics_fp_reduction"] is None
+    assert plain["metrics"] == written["metrics"]
+    assert "re-ranked" not in capsys.readouterr().out
+    args[-1] = str(tmp_path)  # a folder without a classifier, named explicitly
+    assert cli.main([*args, "--quiet"]) == 2
+    assert f"mammoseg evaluate: no fp_classifier.keras in {tmp_path}" in capsys.readouterr().err
     # every image, and the refusal to overwrite --output
     assert cli.main(["evaluate", "--model", str(out / "model.keras"), "--output", str(output)]) == 2
     assert f"--output {output} exists; pass --overwrite" in capsys.readouterr().err
