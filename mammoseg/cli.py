@@ -556,7 +556,9 @@ def _predict(args: argparse.Namespace) -> int:
         if args.fp_classifier is not None:
             from mammoseg.recipes.fp_reduction import CandidateClassifier
 
-            reducer = CandidateClassifier.load(args.fp_classifier)
+            reducer = CandidateClassifier.load(
+                args.fp_classifier, working_size=predictor.config.working_size
+            )
     except (FileNotFoundError, ValueError) as err:
         print(f"mammoseg predict: {err}", file=sys.stderr)
         return 2
@@ -1063,7 +1065,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 2
     try:
         predictor = Predictor.load(args.model)
-        reducer, reducer_folder = _evaluation_classifier(args.fp_classifier, Path(args.model))
+        reducer, reducer_folder = _evaluation_classifier(
+            args.fp_classifier, Path(args.model), predictor.config.working_size
+        )
     except (FileNotFoundError, ValueError) as err:
         print(f"mammoseg evaluate: {err}", file=sys.stderr)
         return 2
@@ -1136,7 +1140,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluation_classifier(choice: str, model: Path):
+def _evaluation_classifier(choice: str, model: Path, working_size: int):
     """(the candidate classifier, its folder) that `_evaluate` re-ranks with, or (None, None).
 
     ``auto``: the run's ``fp/`` beside ``model`` when it holds a classifier (``mammoseg train``
@@ -1144,7 +1148,7 @@ def _evaluation_classifier(choice: str, model: Path):
 
     Raises:
         FileNotFoundError: a folder named explicitly holds no classifier.
-        ValueError: its settings file is unusable.
+        ValueError: its settings file is unusable, or it serves another working size.
     """
     from mammoseg.recipes.fp_reduction import FP_MODEL_FILE, CandidateClassifier
 
@@ -1153,7 +1157,7 @@ def _evaluation_classifier(choice: str, model: Path):
     folder = model.parent / "fp" if choice == "auto" else Path(choice)
     if choice == "auto" and not (folder / FP_MODEL_FILE).is_file():
         return None, None
-    return CandidateClassifier.load(folder), folder
+    return CandidateClassifier.load(folder, working_size=working_size), folder
 
 
 def _split_records(records, recorded: dict, split: str, data: str):

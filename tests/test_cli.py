@@ -14,6 +14,7 @@ import sys
 import tarfile
 import threading
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -979,3 +980,13 @@ def test_predict_re_ranks_candidates_with_a_saved_fp_classifier(model_path, tmp_
     )
     assert missing == 2 and f"no fp_classifier.keras in {tmp_path}" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()  # nothing written
+    # a classifier of a model with another working size: refused before anything is written
+    other = CandidateClassifier(
+        replace(settings, working_size=CONFIG.working_size * 2), reducer.model
+    )
+    other.save(tmp_path / "fp_other")
+    argv = ["--fp-classifier", str(tmp_path / "fp_other")]
+    assert _run(model_path, [tmp_path / "scan.pgm"], tmp_path / "x", *argv) == 2
+    err = capsys.readouterr().err
+    assert f"model with working size {CONFIG.working_size * 2}, this model's is " in err
+    assert not (tmp_path / "x").exists()

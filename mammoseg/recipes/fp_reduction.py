@@ -53,6 +53,9 @@ class FPReductionConfig:
         weight: exponent of the classifier in the combined score: ``seg ** (1 - weight) *
             classifier ** weight`` (0.5: geometric mean; 1: the classifier alone).
         seed: initial weights, augmentation and shuffling.
+        working_size: the recipe working size its patches were cut at (set by
+            `train_candidate_classifier`; `CandidateClassifier.load` refuses a model of another
+            size); None: not recorded.
 
     Raises:
         ValueError: a value outside its range, naming the field.
@@ -66,12 +69,21 @@ class FPReductionConfig:
     with_probability: bool = False
     weight: float = 0.5
     seed: int = 0
+    working_size: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("patch_size", "filters", "epochs", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, received {value!r}")
+        if self.working_size is not None and (
+            isinstance(self.working_size, bool)
+            or not isinstance(self.working_size, int)
+            or self.working_size < 1
+        ):
+            raise ValueError(
+                f"`working_size` must be a positive integer or None, received {self.working_size!r}"
+            )
         if self.patch_size % 8:
             raise ValueError(f"`patch_size` must be a multiple of 8, received {self.patch_size}")
         if not self.learning_rate > 0:
@@ -339,12 +351,24 @@ class CandidateClassifier:
         return path
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> CandidateClassifier:
+    def load(
+        cls, folder: str | os.PathLike, *, working_size: int | None = None
+    ) -> CandidateClassifier:
         """Read what `save` wrote.
+
+        Args:
+            folder: the folder `save` wrote.
+            working_size: the working size of the recipe model it will serve; a classifier
+                trained at another (recorded) size is refused: its patches would cover
+                another area of the breast.
 
         Raises:
             FileNotFoundError: no ``fp_classifier.keras`` in ``folder``.
-            ValueError: ``fp_classifier.json`` missing or unusable (naming it).
+            ValueError: ``fp_classifier.json`` missing or unusable (naming it), or trained at
+                another working size than ``working_size``.
+
+        Example:
+            >>> CandidateClassifier.load("runs/fp", working_size=384)  # doctest: +SKIP
         """
         import json
 
@@ -359,6 +383,12 @@ class CandidateClassifier:
             config = FPReductionConfig(**json.loads(settings.read_text()))
         except (OSError, TypeError, ValueError) as err:  # missing, not JSON, unknown key
             raise ValueError(f"{settings}: unusable classifier settings: {err}") from err
+        if None not in (working_size, config.working_size) and working_size != config.working_size:
+            raise ValueError(
+                f"{folder}: the classifier was trained on candidates of a model with working "
+                f"size {config.working_size}, this model's is {working_size}; use the classifier "
+                "saved with this model (its run's fp/ or fp_<k>/ folder)"
+            )
         return cls(config, keras.saving.load_model(path, compile=False))
 
 
@@ -391,7 +421,7 @@ def train_candidate_classifier(
     config = predictor.config
     works = prepare_records(records, config)
     probabilities = [predictor.predict_working(work) for work in works]
-    reducer = CandidateClassifier(FPReductionConfig(seed=seed))
+    reducer = CandidateClassifier(FPReductionConfig(seed=seed, working_size=config.working_size))
     info = reducer.fit(
         works,
         probabilities,

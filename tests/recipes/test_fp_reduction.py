@@ -1,5 +1,7 @@
 """The false-positive reduction stage: patches, labels, scores and a classifier that learns."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -96,6 +98,7 @@ def test_combine_scores_is_a_weighted_geometric_mean():
         ("epochs", 0, "`epochs` must be a positive integer"),
         ("weight", 1.5, r"`weight` must be in \[0, 1\]"),
         ("learning_rate", 0.0, "`learning_rate` must be positive"),
+        ("working_size", 0, "`working_size` must be a positive integer or None"),
     ],
 )
 def test_config_errors_name_the_field(field, value, message):
@@ -147,6 +150,20 @@ def test_the_classifier_learns_to_rank_masses_above_look_alikes(tmp_path):
     patches = extract_patches(test_works[0], test_probs[0], [test_works[0].lesions[0][:2]], 24)
     np.testing.assert_allclose(again.predict(patches), reducer.predict(patches), atol=1e-6)
     assert again.config == reducer.config
+    # a size it never recorded (older files) loads for any model ...
+    assert reducer.config.working_size is None
+    assert CandidateClassifier.load(tmp_path, working_size=512).config == reducer.config
+    # ... a recorded one only for a model of that size
+    reducer.config = replace(reducer.config, working_size=64)
+    reducer.save(tmp_path / "sized")
+    assert CandidateClassifier.load(tmp_path / "sized", working_size=64).config.working_size == 64
+    with pytest.raises(ValueError) as refused:
+        CandidateClassifier.load(tmp_path / "sized", working_size=384)
+    assert str(refused.value) == (
+        f"{tmp_path / 'sized'}: the classifier was trained on candidates of a model with working "
+        "size 64, this model's is 384; use the classifier saved with this model (its run's fp/ "
+        "or fp_<k>/ folder)"
+    )
 
 
 def test_fit_refuses_when_there_is_nothing_to_tell_apart():
