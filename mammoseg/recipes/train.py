@@ -33,6 +33,9 @@ BEST_WEIGHTS = "best.weights.h5"
 BEST_STATE = "best.json"
 VALIDATION_LOG = "validation.csv"
 VALIDATION_PATCH_BATCHES = 4
+START_FILE = "start.json"  # what a checkpoint was started with, checked when it is resumed
+# Settings a resumed run may change: a resource limit, and what validation chooses afterwards.
+RESUMABLE_CHANGES = ("time_budget_minutes", "threshold", "mask_regions")
 
 
 def recipe_loss(config: RecipeConfig) -> keras.losses.Loss:
@@ -138,6 +141,65 @@ class WholeImageValidation(keras.callbacks.Callback):
             self.model.load_weights(best)
 
 
+def training_start(config: RecipeConfig, seed: int) -> dict:
+    """What decides a checkpoint's weights: the recipe's settings (but `RESUMABLE_CHANGES`),
+    the sampling seed, and the start weights by their SHA-256 (so a moved run folder is the same
+    start, and a pre-training run again with another budget is not; None when the file is not
+    there to read).
+
+    Example:
+        >>> training_start(RecipeConfig(), seed=0)["start"] is None  # from scratch
+        True
+    """
+    from mammoseg.data.verify import sha256_of
+
+    recipe = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES}
+    weights = recipe.pop("init_weights")
+    start = None
+    if weights is not None:
+        start = {"sha256": sha256_of(weights) if Path(weights).is_file() else None}
+    return {"recipe": recipe, "seed": int(seed), "start": start}
+
+
+def check_resumable(folder: str | os.PathLike, config: RecipeConfig, seed: int) -> None:
+    """Refuse to continue ``folder``'s checkpoint with another recipe, seed or start than it
+    was started with (recorded in ``start.json`` by `train_recipe`). Start weights that are no
+    longer there cannot be compared (the checkpoint holds the weights; that is allowed), and a
+    checkpoint without the record (written before it existed) is continued unchecked.
+
+    Raises:
+        ValueError: naming the folder and every difference.
+    """
+    path = Path(folder) / START_FILE
+    if not path.is_file():
+        return
+    then = json.loads(path.read_text())
+    now = training_start(config, seed)
+    diffs = [
+        f"{key}: {then['recipe'].get(key)!r} then, {value!r} now"
+        for key, value in now["recipe"].items()
+        if then["recipe"].get(key) != value
+    ]
+    if then.get("seed") != now["seed"]:
+        diffs.append(f"seed: {then.get('seed')!r} then, {now['seed']!r} now")
+    before, after = then.get("start"), now["start"]
+    if (before is None) != (after is None):
+        diffs.append(
+            "start weights: "
+            + ("from scratch then, " if before is None else "loaded then, ")
+            + ("from scratch now" if after is None else f"{config.init_weights} now")
+        )
+    elif before is not None and None not in (before["sha256"], after["sha256"]):
+        if before["sha256"] != after["sha256"]:
+            diffs.append(f"start weights: {config.init_weights} is not the file started from")
+    if diffs:
+        raise ValueError(
+            f"{folder}: its checkpoint was started with other settings ("
+            + "; ".join(diffs)
+            + "); resume with the same ones, or train into a new folder"
+        )
+
+
 def _start_model(config: RecipeConfig, restoring: bool = False) -> keras.Model:
     """The network to train: ``init_weights`` loaded, unless a checkpoint will replace them."""
     model = build_recipe_model(config)
@@ -180,12 +242,21 @@ def train_recipe(
         "stop_reason", "train_seconds"}).
 
     Raises:
-        ValueError: no training image holds a lesion.
+        ValueError: no training image holds a lesion; on ``resume``, a checkpoint started with
+            other settings, seed or start weights (`check_resumable`).
     """
+    from mammoseg.training import save_json
+
     if not any(im.lesions for im in train_images):
         raise ValueError("no training image holds a lesion of the chosen kinds")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    # A resumed run continues from its checkpoint: the start weights are not needed (or read).
+    restoring = resume and (folder / "checkpoint" / "state.json").is_file()
+    if restoring:
+        check_resumable(folder, config, seed)
+    else:
+        save_json(folder / START_FILE, training_start(config, seed))
     if not resume:
         for name in (BEST_WEIGHTS, BEST_STATE, VALIDATION_LOG):
             (folder / name).unlink(missing_ok=True)
@@ -220,8 +291,6 @@ def train_recipe(
         )
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=recipe_loss(config))
 
-    # A resumed run continues from its checkpoint: the start weights are not needed (or read).
-    restoring = resume and (Path(folder) / "checkpoint" / "state.json").is_file()
     started = time.time()
     model, history = fit_segmenter(
         lambda: _start_model(config, restoring=restoring),
@@ -247,4 +316,11 @@ def train_recipe(
     }
 
 
-__all__ = ["WholeImageValidation", "recipe_loss", "train_recipe"]
+__all__ = [
+    "START_FILE",
+    "WholeImageValidation",
+    "check_resumable",
+    "recipe_loss",
+    "train_recipe",
+    "training_start",
+]

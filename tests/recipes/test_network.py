@@ -150,6 +150,60 @@ def test_train_recipe_starts_from_init_weights(tmp_path):
     np.testing.assert_allclose(first, kernels[0], atol=1e-6)
 
 
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_checkpoint_resumes_only_with_the_settings_and_start_it_began_with(tmp_path):
+    import shutil
+
+    from mammoseg.recipes import train_recipe
+    from mammoseg.recipes.train import START_FILE
+    from mammoseg.training import StopAfterEpoch
+
+    config = RecipeConfig(
+        working_size=96, patch_size=32, base_filters=4, depth=2, batch_size=2,
+        steps_per_epoch=1, epochs=2, patience=2, time_budget_minutes=None, tta=False,
+    )  # fmt: skip
+    start = tmp_path / "start.keras"
+    build_recipe_model(config).save(start)
+    started = RecipeConfig.from_dict({**config.to_dict(), "init_weights": str(start)})
+    images = _working_images()
+    with pytest.raises(KeyboardInterrupt):
+        train_recipe(
+            images, images, started, tmp_path / "cut", callbacks=[StopAfterEpoch(1)], verbose=0
+        )
+    recorded = json.loads((tmp_path / "cut" / START_FILE).read_text())
+    assert recorded["seed"] == 0 and recorded["recipe"]["learning_rate"] == 2e-3
+    assert len(recorded["start"]["sha256"]) == 64 and "init_weights" not in recorded["recipe"]
+    shutil.copytree(tmp_path / "cut", tmp_path / "pristine")
+
+    def resume(cfg, seed=0):
+        folder = tmp_path / "cut"
+        return train_recipe(images, images, cfg, folder, seed=seed, resume=True, verbose=0)
+
+    with pytest.raises(ValueError) as refused:
+        resume(RecipeConfig.from_dict({**started.to_dict(), "learning_rate": 1e-3}))
+    assert str(refused.value) == (
+        f"{tmp_path / 'cut'}: its checkpoint was started with other settings (learning_rate: "
+        "0.002 then, 0.001 now); resume with the same ones, or train into a new folder"
+    )
+    with pytest.raises(ValueError, match=r"seed: 0 then, 1 now"):
+        resume(started, seed=1)
+    with pytest.raises(ValueError, match=r"start weights: loaded then, from scratch now"):
+        resume(config)
+    other = tmp_path / "other.keras"
+    build_recipe_model(config).save(other)  # new random weights: another file's bytes
+    with pytest.raises(ValueError, match=r"start weights: .*other\.keras is not the file"):
+        resume(RecipeConfig.from_dict({**config.to_dict(), "init_weights": str(other)}))
+    assert _tree(tmp_path / "cut") == _tree(tmp_path / "pristine")  # no refusal touched a file
+    # A longer time budget (a resource, not the recipe) and a moved start file are the same run.
+    shutil.move(start, tmp_path / "moved.keras")
+    moved = {**started.to_dict(), "init_weights": str(tmp_path / "moved.keras")}
+    _, summary = resume(RecipeConfig.from_dict({**moved, "time_budget_minutes": 60.0}))
+    assert summary["epochs_run"] == 2
+
+
 def test_load_initial_weights_refuses_what_keras_only_warns_about(tmp_path, monkeypatch):
     """Keras 3 loads a file that lacks some layers with a warning and random weights there."""
     import warnings
