@@ -348,21 +348,36 @@ def findings(run: common.Run, pooled: dict | None, targets, published: str, prob
     ]
 
 
+def difference_verdict(diff: dict, key: str, subject: str = "second") -> str:
+    """Whether ``subject`` (the second of a paired difference, second minus first) is better
+    by one metric, only where the paired interval excludes 0; the one rule of every paired
+    comparison in the experiments.
+
+    Example:
+        >>> difference_verdict({"value": 0.1, "low": 0.02, "high": 0.2}, "froc_mean")
+        'second better'
+        >>> difference_verdict({"value": 0.1, "low": -0.02, "high": 0.2}, "froc_mean", "ensemble")
+        'undecided (the interval holds 0)'
+    """
+    if diff["value"] is None or diff["low"] is None or diff["high"] is None:
+        return "n/a"
+    if diff["low"] == diff["high"] == 0:
+        return "the same on every image"
+    lower_is_better = key == "empty_prediction_rate"
+    if diff["low"] > 0:
+        return f"{subject} worse" if lower_is_better else f"{subject} better"
+    if diff["high"] < 0:
+        return f"{subject} better" if lower_is_better else f"{subject} worse"
+    return "undecided (the interval holds 0)"
+
+
 def fp_reduction_findings(pooled: dict, paired: dict) -> list[tuple[str, str, str, str]]:
     """Findings rows of ``--fp-reduction``: the re-ranked candidates' pooled FROC and its paired
     difference from the plain candidates (same images, same masks)."""
     sens = [pooled[f"lesion_sensitivity_at_{r:g}fppi"] for r in HEADLINE_RATES]
     diffs = [paired[f"lesion_sensitivity_at_{r:g}fppi"] for r in HEADLINE_RATES]
     froc_diff = paired["froc_mean"]
-    better = froc_diff["low"] is not None and froc_diff["low"] > 0
-    worse = froc_diff["high"] is not None and froc_diff["high"] < 0
-    verdict = (
-        "better (the paired interval is above 0)"
-        if better
-        else "worse (the paired interval is below 0)"
-        if worse
-        else "undecided (the paired interval holds 0)"
-    )
+    verdict = difference_verdict(froc_diff, "froc_mean", "re-ranked")
     return [
         (
             "with FP reduction: pooled test sensitivity at 0.5 / 1 / 2 FP per image",

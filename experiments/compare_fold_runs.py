@@ -114,7 +114,8 @@ def comparison_table(
         lines.append(
             f"| {label} | {beyond_folds.interval_text(pooled[0][key], digits)} | "
             f"{beyond_folds.interval_text(pooled[1][key], digits)} | "
-            f"{beyond_folds.interval_text(diff, digits)} | {difference_verdict(diff, key)} |"
+            f"{beyond_folds.interval_text(diff, digits)} | "
+            f"{beyond_folds.difference_verdict(diff, key)} |"
         )
     n = pooled[0]
     lines.append("")
@@ -124,27 +125,6 @@ def comparison_table(
         f"{beyond_folds.N_RESAMPLES} resamples, the same resamples for both runs."
     )
     return "\n".join(lines) + "\n", {"base": pooled[0], "other": pooled[1], "difference": paired}
-
-
-def difference_verdict(diff: dict, key: str) -> str:
-    """Which run is better by one metric, only where the paired interval excludes 0.
-
-    Example:
-        >>> difference_verdict({"value": 0.1, "low": 0.02, "high": 0.2}, "froc_mean")
-        'second better'
-        >>> difference_verdict({"value": 0.1, "low": -0.02, "high": 0.2}, "froc_mean")
-        'undecided (the interval holds 0)'
-    """
-    if diff["value"] is None or diff["low"] is None or diff["high"] is None:
-        return "n/a"
-    if diff["low"] == diff["high"] == 0:
-        return "the same on every image"
-    lower_is_better = key == "empty_prediction_rate"
-    if diff["low"] > 0:
-        return "second worse" if lower_is_better else "second better"
-    if diff["high"] < 0:
-        return "second better" if lower_is_better else "second worse"
-    return "undecided (the interval holds 0)"
 
 
 def build_parser() -> argparse.ArgumentParser:

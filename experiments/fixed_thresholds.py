@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import beyond_folds  # noqa: E402
-from compare_fold_runs import difference_verdict  # noqa: E402
+from beyond_folds import difference_verdict  # noqa: E402
 
 from mammoseg import data as mdata  # noqa: E402
 from mammoseg.recipes import Predictor, evaluate_records, image_scores  # noqa: E402

@@ -32,7 +32,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import beyond_folds  # noqa: E402
-from compare_fold_runs import ROWS, difference_verdict  # noqa: E402
+from beyond_folds import difference_verdict  # noqa: E402
+from compare_fold_runs import ROWS  # noqa: E402
 
 from mammoseg import data as mdata  # noqa: E402
 from mammoseg.recipes import (  # noqa: E402
@@ -209,7 +210,7 @@ def _report(names, pooled, paired, records) -> str:
     for name, diff in zip(names, paired):
         cells = [
             f"{beyond_folds.interval_text(diff[key], digits)} "
-            f"({difference_verdict(diff[key], key).replace('second', 'ensemble')})"
+            f"({difference_verdict(diff[key], key, 'ensemble')})"
             for key, _, digits in PAIRED_ROWS
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")

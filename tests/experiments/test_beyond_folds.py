@@ -245,6 +245,28 @@ def test_interval_verdicts():
     assert beyond_folds.interval_text({"value": None, "low": None, "high": None}) == "n/a"
 
 
+def test_fp_reduction_findings_judge_the_paired_froc_difference():
+    def entry(value, low, high):
+        return {"value": value, "low": low, "high": high}
+
+    pooled = {f"lesion_sensitivity_at_{r:g}fppi": entry(0.5, 0.25, 0.75) for r in (0.5, 1, 2)}
+    paired = {f"lesion_sensitivity_at_{r:g}fppi": entry(0.1, -0.1, 0.3) for r in (0.5, 1, 2)}
+    rows = beyond_folds.fp_reduction_findings(
+        pooled, {**paired, "froc_mean": entry(0.1, 0.02, 0.2)}
+    )
+    assert rows[0][2] == "0.50 [0.25, 0.75] / 0.50 [0.25, 0.75] / 0.50 [0.25, 0.75]"
+    assert rows[1][2].endswith("; 0.100 [0.020, 0.200]")
+    assert rows[1][3] == "re-ranked better (paired bootstrap over patients)"
+    worse = beyond_folds.fp_reduction_findings(
+        pooled, {**paired, "froc_mean": entry(-0.1, -0.2, -0.01)}
+    )
+    assert worse[1][3] == "re-ranked worse (paired bootstrap over patients)"
+    holds = beyond_folds.fp_reduction_findings(
+        pooled, {**paired, "froc_mean": entry(0.1, -0.1, 0.3)}
+    )
+    assert holds[1][3] == "undecided (the interval holds 0) (paired bootstrap over patients)"
+
+
 def test_paired_difference_resamples_both_on_the_same_patients():
     base = _scores(0.5, 0.25)  # a's mass found, b's missed
     found = ImageScores(

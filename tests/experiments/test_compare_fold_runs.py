@@ -12,6 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "experiments"))
 try:
+    import beyond_folds
     import compare_fold_runs as compare
 finally:
     sys.path.remove(str(REPO / "experiments"))
@@ -77,19 +78,17 @@ def test_the_difference_and_its_verdict_are_paired(tmp_path):
 
 
 def test_difference_verdicts():
-    assert compare.difference_verdict({"value": 0.3, "low": 0.1, "high": 0.5}, "froc_mean") == (
-        "second better"
-    )
-    assert (
-        compare.difference_verdict({"value": -0.3, "low": -0.5, "high": -0.1}, "froc_mean")
-        == "second worse"
-    )
+    verdict = beyond_folds.difference_verdict
+    assert verdict({"value": 0.3, "low": 0.1, "high": 0.5}, "froc_mean") == "second better"
+    assert verdict({"value": -0.3, "low": -0.5, "high": -0.1}, "froc_mean") == "second worse"
     low_empty = {"value": -0.3, "low": -0.5, "high": -0.1}
-    assert compare.difference_verdict(low_empty, "empty_prediction_rate") == "second better"
+    assert verdict(low_empty, "empty_prediction_rate") == "second better"
+    assert verdict(low_empty, "empty_prediction_rate", "re-ranked") == "re-ranked better"
     same = {"value": 0.0, "low": 0.0, "high": 0.0}
-    assert compare.difference_verdict(same, "dice_per_image_mean") == "the same on every image"
+    assert verdict(same, "dice_per_image_mean") == "the same on every image"
     holds = {"value": 0.1, "low": -0.1, "high": 0.3}
-    assert compare.difference_verdict(holds, "froc_mean").startswith("undecided")
+    assert verdict(holds, "froc_mean") == "undecided (the interval holds 0)"
+    assert verdict({"value": None, "low": None, "high": None}, "froc_mean") == "n/a"
 
 
 def test_runs_of_other_images_are_refused(tmp_path):
