@@ -224,7 +224,8 @@ def train_recipe(
     """Train the recipe's UNet; returns the best model (by validation Dice) and a summary.
 
     Writes into ``folder``: ``model.keras`` (best weights), ``history.csv``,
-    ``validation.csv``, ``tensorboard/`` (via `mammoseg.training.fit_segmenter`).
+    ``validation.csv``, ``tensorboard/`` (via `mammoseg.training.fit_segmenter`), and
+    ``start.json`` (`training_start`: what a resume must share with this run).
 
     Args:
         train_images, val_images: prepared images with truth (`prepare_records`).
