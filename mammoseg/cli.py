@@ -21,8 +21,9 @@ pre-training, patient split, training, threshold and region limit chosen on vali
 scored once, then the false-positive classifier and the test scored with its re-ranked
 candidates) and leaves in ``--output-dir``: ``model.keras``, ``recipe.json`` (settings, data,
 split, metrics, version), ``metrics.json``, ``MODEL_CARD.md``, ``history.csv``,
-``validation.csv``, a TensorBoard log, ``pretrain/`` and ``fp/`` (``predict --fp-classifier``).
-``evaluate`` scores such a model again, on its recorded split or on other data.
+``validation.csv``, a TensorBoard log, ``pretrain/`` and ``fp/`` (the classifier that
+``predict`` and ``evaluate`` re-rank the candidates with). ``evaluate`` scores such a model
+again, on its recorded split or on other data.
 
 Exit status: 0 done; 1 done, but an image failed (predict), or a copy is incomplete (download,
 verify); 2 nothing done: a bad argument, file or folder (the message names it).
@@ -552,12 +553,11 @@ def _predict(args: argparse.Namespace) -> int:
             predictor = Predictor.load(args.model[0])
         else:
             predictor = EnsemblePredictor.load(args.model)
-        reducer = None
-        if args.fp_classifier is not None:
-            from mammoseg.recipes.fp_reduction import CandidateClassifier
-
-            reducer = CandidateClassifier.load(
-                args.fp_classifier, working_size=predictor.config.working_size
+        if len(args.model) > 1 and args.fp_classifier == "auto":
+            reducer, reducer_folder = None, None  # fold models: no classifier of their own
+        else:
+            reducer, reducer_folder = _run_classifier(
+                args.fp_classifier, Path(args.model[0]), predictor.config.working_size
             )
     except (FileNotFoundError, ValueError) as err:
         print(f"mammoseg predict: {err}", file=sys.stderr)
@@ -571,11 +571,13 @@ def _predict(args: argparse.Namespace) -> int:
         )
         return 2
     out_dir.mkdir(parents=True, exist_ok=True)
+    if reducer_folder is not None:
+        _say(f"mammoseg predict: candidates re-ranked by {reducer_folder}", quiet=args.quiet)
     report = {
         "model": str(args.model[0]) if len(args.model) == 1 else [str(m) for m in args.model],
         "threshold": threshold,
         "mask_regions": config.mask_regions,
-        "fp_classifier": None if args.fp_classifier is None else str(args.fp_classifier),
+        "fp_classifier": None if reducer_folder is None else str(reducer_folder),
         "images": {},
     }
     rows: list[dict] = []
@@ -955,8 +957,8 @@ def _fp_text(fp: dict | None) -> str:
         return f"no classifier: {fp['reason']}"
     return (
         f"candidate classifier in `fp/` ({fp['hits']} hits, {fp['false_positives']} false "
-        "positives of the training images); `mammoseg predict --fp-classifier <this "
-        "folder>/fp` re-ranks with it (the masks are the same)"
+        "positives of the training images); `mammoseg predict` and `mammoseg evaluate` "
+        "re-rank with it (the masks are the same)"
     )
 
 
@@ -1065,7 +1067,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 2
     try:
         predictor = Predictor.load(args.model)
-        reducer, reducer_folder = _evaluation_classifier(
+        reducer, reducer_folder = _run_classifier(
             args.fp_classifier, Path(args.model), predictor.config.working_size
         )
     except (FileNotFoundError, ValueError) as err:
@@ -1140,8 +1142,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluation_classifier(choice: str, model: Path, working_size: int):
-    """(the candidate classifier, its folder) that `_evaluate` re-ranks with, or (None, None).
+def _run_classifier(choice: str, model: Path, working_size: int):
+    """(the candidate classifier, its folder) that `_predict` and `_evaluate` re-rank with, or
+    (None, None).
 
     ``auto``: the run's ``fp/`` beside ``model`` when it holds a classifier (``mammoseg train``
     and the recipe experiment save it there), else none; ``none``: none; otherwise that folder.
@@ -1300,10 +1303,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output-dir", required=True, help="where masks and overlays go")
     predict.add_argument(
         "--fp-classifier",
-        default=None,
+        default="auto",
         metavar="FOLDER",
         help="re-rank the candidates with the false-positive classifier saved there "
-        "(fp_classifier.keras: the run's fp/ or fp_<k>/ folder); the masks are unchanged",
+        "(fp_classifier.keras: a run's fp/ or fp_<k>/ folder); default auto: the run's fp/ "
+        "beside a single --model when it holds one, as `mammoseg train` scored them; none: "
+        "keep the segmentation scores. The masks are unchanged",
     )
     predict.add_argument(
         "--threshold", type=float, default=None, help="mask threshold (default: the recipe's)"

@@ -980,6 +980,27 @@ def test_predict_re_ranks_candidates_with_a_saved_fp_classifier(model_path, tmp_
     )
     assert missing == 2 and f"no fp_classifier.keras in {tmp_path}" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()  # nothing written
+    # Beside the model (a run's fp/), it is used without being named; `none` opts out.
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("model.keras", "recipe.json"):
+        shutil.copy(model_path.with_name(name), run / name)
+    reducer.save(run / "fp")
+    assert _run(run / "model.keras", [tmp_path / "scan.pgm"], tmp_path / "auto") == 0
+    assert "candidates re-ranked by " + str(run / "fp") in capsys.readouterr().out
+    auto = json.loads((tmp_path / "auto" / "predictions.json").read_text())
+    assert auto["fp_classifier"] == str(run / "fp")
+    assert auto["images"][str(tmp_path / "scan.pgm")]["candidates"] == found
+    argv = ["--fp-classifier", "none"]
+    assert _run(run / "model.keras", [tmp_path / "scan.pgm"], tmp_path / "none", *argv) == 0
+    plain_again = json.loads((tmp_path / "none" / "predictions.json").read_text())
+    assert plain_again["fp_classifier"] is None
+    assert (
+        plain_again["images"][str(tmp_path / "scan.pgm")]
+        == (before["images"][str(tmp_path / "scan.pgm")])
+    )
     # a classifier of a model with another working size: refused before anything is written
     other = CandidateClassifier(
         replace(settings, working_size=CONFIG.working_size * 2), reducer.model
