@@ -553,12 +553,9 @@ def _predict(args: argparse.Namespace) -> int:
             predictor = Predictor.load(args.model[0])
         else:
             predictor = EnsemblePredictor.load(args.model)
-        if len(args.model) > 1 and args.fp_classifier == "auto":
-            reducer, reducer_folder = None, None  # fold models: no classifier of their own
-        else:
-            reducer, reducer_folder = _run_classifier(
-                args.fp_classifier, Path(args.model[0]), predictor.config.working_size
-            )
+        reducer, reducer_folder = _run_classifier(
+            args.fp_classifier, [Path(m) for m in args.model], predictor.config.working_size
+        )
     except (FileNotFoundError, ValueError) as err:
         print(f"mammoseg predict: {err}", file=sys.stderr)
         return 2
@@ -1068,7 +1065,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     try:
         predictor = Predictor.load(args.model)
         reducer, reducer_folder = _run_classifier(
-            args.fp_classifier, Path(args.model), predictor.config.working_size
+            args.fp_classifier, [Path(args.model)], predictor.config.working_size
         )
     except (FileNotFoundError, ValueError) as err:
         print(f"mammoseg evaluate: {err}", file=sys.stderr)
@@ -1142,12 +1139,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_classifier(choice: str, model: Path, working_size: int):
+def _run_classifier(choice: str, models: list[Path], working_size: int):
     """(the candidate classifier, its folder) that `_predict` and `_evaluate` re-rank with, or
     (None, None).
 
-    ``auto``: the run's ``fp/`` beside ``model`` when it holds a classifier (``mammoseg train``
-    and the recipe experiment save it there), else none; ``none``: none; otherwise that folder.
+    ``auto``: the run's ``fp/`` beside a single model when it holds a classifier (``mammoseg
+    train`` saves it there), else none (fold models of an ensemble have none of their own);
+    ``none``: none; otherwise that folder.
 
     Raises:
         FileNotFoundError: a folder named explicitly holds no classifier.
@@ -1155,9 +1153,9 @@ def _run_classifier(choice: str, model: Path, working_size: int):
     """
     from mammoseg.recipes.fp_reduction import FP_MODEL_FILE, CandidateClassifier
 
-    if choice == "none":
+    if choice == "none" or (choice == "auto" and len(models) > 1):
         return None, None
-    folder = model.parent / "fp" if choice == "auto" else Path(choice)
+    folder = models[0].parent / "fp" if choice == "auto" else Path(choice)
     if choice == "auto" and not (folder / FP_MODEL_FILE).is_file():
         return None, None
     return CandidateClassifier.load(folder, working_size=working_size), folder
